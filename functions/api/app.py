@@ -1,0 +1,5 @@
+"""Lambda entry point for ``POST /_admin/api``: a thin adapter to ``repohost.http.api``."""
+
+from repohost.http.api import handle_event as handler
+
+__all__ = ["handler"]

@@ -1,0 +1,1 @@
+"""Authentication (API keys, IP whitelists) and authorization (permission levels)."""

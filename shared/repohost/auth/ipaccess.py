@@ -1,0 +1,65 @@
+"""Per-user IP whitelists (Kallithea's ``user_ip_map``, facts §4.8).
+
+The allowed set is the anonymous user's entries plus the user's own; an
+empty set allows everything. The address checked is the one API Gateway
+saw, never a client-supplied header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from repohost.auth.keys import DEFAULT_USER
+from repohost.db.models import User, UserIpMap
+
+
+def parse_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An address or CIDR network; host bits are allowed (``10.0.0.5/24``)."""
+    return ipaddress.ip_network(entry.strip(), strict=False)
+
+
+def ip_range(entry: str) -> list[str]:
+    """``[first, last]`` address of an entry, as ``get_ip`` shows it."""
+    network = parse_network(entry)
+    return [str(network.network_address), str(network.broadcast_address)]
+
+
+def describe(entry: UserIpMap) -> dict[str, Any]:
+    return {"ip_addr": entry.ip_addr, "ip_range": ip_range(entry.ip_addr)}
+
+
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0].strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def is_allowed(session: Session, user: User, ip: str) -> bool:
+    entries = session.scalars(
+        select(UserIpMap.ip_addr)
+        .join(User, User.user_id == UserIpMap.user_id)
+        .where(
+            UserIpMap.active,
+            (UserIpMap.user_id == user.user_id) | (User.username == DEFAULT_USER),
+        )
+    ).all()
+    if not entries:
+        return True
+    address = _address(ip)
+    if address is None:
+        return False
+    for entry in entries:
+        try:
+            if address in parse_network(entry):
+                return True
+        except ValueError:
+            continue
+    return False

@@ -1,0 +1,77 @@
+"""Settings, read once per process from environment variables.
+
+Every knob a deployment has lives here, so the README's configuration table
+and ``template.yaml`` can be checked against one place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: SQLAlchemy URL. ``postgresql+pg8000://…`` on AWS, ``sqlite:///…`` locally.
+    database_url: str = "sqlite:///data/repohost.sqlite"
+    #: Secrets Manager secret (ARN or name) holding ``username``/``password``
+    #: for the database; fills in the URL's credentials when set.
+    db_secret_arn: str = ""
+    #: Use RDS IAM authentication tokens instead of a password.
+    db_iam_auth: bool = False
+    #: Whether the database connection must use TLS (RDS, RDS Proxy).
+    db_tls: bool = False
+    #: Root directory holding the bare git repositories (the EFS mount on AWS).
+    repos_root: Path = Path("data/repos")
+    #: Largest JSON-RPC request body accepted, in bytes.
+    max_body_bytes: int = 1024 * 1024
+    #: Repository type used when ``create_repo`` is not told one.
+    default_repo_type: str = "git"
+    #: Kallithea view names that accept ``?api_key=`` (0.3 whitelist model).
+    api_access_whitelist: frozenset[str] = field(
+        default_factory=lambda: frozenset(
+            {
+                "ChangesetController:changeset_patch",
+                "ChangesetController:changeset_raw",
+                "FilesController:raw",
+                "FilesController:archivefile",
+            }
+        )
+    )
+    #: Value reported as ``kallithea_version`` by ``get_server_info``.
+    compat_version: str = "0.7.0"
+
+
+def _whitelist(raw: str) -> frozenset[str]:
+    return frozenset(item.strip() for item in raw.split(",") if item.strip())
+
+
+def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
+    """Build settings from ``REPOHOST_*`` variables; anything unset keeps its default."""
+    defaults = Settings()
+    get = env.get
+    whitelist = get("REPOHOST_API_ACCESS_WHITELIST")
+    return Settings(
+        database_url=get("REPOHOST_DATABASE_URL", defaults.database_url),
+        db_secret_arn=get("REPOHOST_DB_SECRET_ARN", ""),
+        db_iam_auth=_bool(get("REPOHOST_DB_IAM_AUTH", "false")),
+        db_tls=_bool(get("REPOHOST_DB_TLS", "false")),
+        repos_root=Path(get("REPOHOST_REPOS_ROOT", str(defaults.repos_root))),
+        max_body_bytes=int(get("REPOHOST_MAX_BODY_BYTES", str(defaults.max_body_bytes))),
+        default_repo_type=get("REPOHOST_DEFAULT_REPO_TYPE", defaults.default_repo_type),
+        api_access_whitelist=(
+            _whitelist(whitelist) if whitelist is not None else defaults.api_access_whitelist
+        ),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests reset them with ``get_settings.cache_clear()``)."""
+    return settings_from_env()

@@ -1,0 +1,1 @@
+"""Data model, engine and sessions, migrations, bootstrap data and queries."""

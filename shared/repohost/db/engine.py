@@ -1,0 +1,126 @@
+"""One database engine per process, reused across warm Lambda invocations.
+
+On AWS the URL names host, port and database only; the credentials come from
+Secrets Manager (fetched once per cold start) or, with IAM auth, from a fresh
+RDS auth token per new connection. boto3 is imported only on those paths.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from repohost.config import Settings, get_settings
+
+
+def _secret_credentials(secret_arn: str) -> tuple[str, str]:
+    import boto3  # only on AWS, only on a cold start
+
+    value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    secret = json.loads(value["SecretString"])
+    return secret["username"], secret["password"]
+
+
+def build_url(settings: Settings) -> URL:
+    url = make_url(settings.database_url)
+    if settings.db_secret_arn:
+        username, password = _secret_credentials(settings.db_secret_arn)
+        url = url.set(username=username, password=None if settings.db_iam_auth else password)
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, start transactions (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Take the write lock up front: a deferred transaction that later writes can
+    # fail at once with "database is locked" instead of waiting its turn.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _iam_token_provider(url: URL) -> Any:
+    """Give each new connection a fresh RDS IAM token (tokens live 15 minutes)."""
+
+    def provide(_dialect: Any, _conn_rec: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        import boto3
+
+        cparams["password"] = boto3.client("rds").generate_db_auth_token(
+            DBHostname=url.host, Port=url.port or 5432, DBUsername=url.username
+        )
+
+    return provide
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = build_url(settings)
+    if url.get_backend_name() == "sqlite":
+        # One short-lived connection per request: SQLite serializes writers anyway,
+        # and WAL lets readers go on meanwhile.
+        engine = create_engine(url, poolclass=NullPool)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    connect_args: dict[str, Any] = {"timeout": 10}
+    if settings.db_tls:
+        connect_args["ssl_context"] = ssl.create_default_context()
+    engine = create_engine(
+        url,
+        connect_args=connect_args,
+        # A Lambda instance serves one request at a time: one connection, kept warm.
+        pool_size=1 if settings.db_secret_arn else 5,
+        max_overflow=0 if settings.db_secret_arn else 10,
+        pool_pre_ping=True,
+        pool_recycle=600,
+    )
+    if settings.db_iam_auth:
+        event.listen(engine, "do_connect", _iam_token_provider(url))
+    return engine
+
+
+@cache
+def get_engine() -> Engine:
+    return make_engine(get_settings())
+
+
+@cache
+def _session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+@contextmanager
+def transaction(engine: Engine | None = None) -> Iterator[Session]:
+    """A session whose work is committed on success and rolled back on any error."""
+    session = _session_factory(engine or get_engine())()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def reset() -> None:
+    """Forget the engine (tests that switch databases; settings reloaded from env)."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    _session_factory.cache_clear()
+    get_settings.cache_clear()

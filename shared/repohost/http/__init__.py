@@ -1,0 +1,1 @@
+"""API Gateway HTTP API (payload format 2.0) events in, responses out."""

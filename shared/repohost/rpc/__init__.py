@@ -1,0 +1,1 @@
+"""The JSON-RPC protocol: envelope, method registry, argument checking, encoding."""

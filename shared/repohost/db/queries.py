@@ -14,15 +14,17 @@ from sqlalchemy.orm import Session
 
 from repohost.db.models import Permission, User, UserEmail, UserGroup
 
+_MAX_ID = 2**31 - 1  # the database's integer keys
+
 
 def as_id(ident: Any) -> int | None:
-    """The primary key an identifier stands for, or None if it is a name."""
+    """The primary key an identifier stands for, or None if it is a name (or no key at all)."""
     if isinstance(ident, bool):
         return None
-    if isinstance(ident, int):
+    if isinstance(ident, str) and ident.isascii() and ident.isdigit() and len(ident) < 11:
+        ident = int(ident)
+    if isinstance(ident, int) and 0 <= ident <= _MAX_ID:
         return ident
-    if isinstance(ident, str) and ident.isascii() and ident.isdigit():
-        return int(ident)
     return None
 
 
@@ -32,6 +34,8 @@ def get_user(session: Session, ident: Any) -> User | None:
     key = as_id(ident)
     if key is not None:
         return session.get(User, key)
+    if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
+        return None
     return user_by_name(session, ident) if isinstance(ident, str) else None
 
 
@@ -51,6 +55,8 @@ def get_user_group(session: Session, ident: Any) -> UserGroup | None:
     key = as_id(ident)
     if key is not None:
         return session.get(UserGroup, key)
+    if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
+        return None
     return user_group_by_name(session, ident) if isinstance(ident, str) else None
 
 

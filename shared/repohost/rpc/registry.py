@@ -52,12 +52,13 @@ _methods: dict[str, Method] = {}
 
 def api_method(
     *,
+    name: str | None = None,
     admin_only: bool = False,
     access: str = "",
     aliases: tuple[str, ...] = (),
     errors: tuple[str, ...] = (),
 ) -> Callable[[MethodFunc], MethodFunc]:
-    """Register the decorated function under its own name (and any ``aliases``)."""
+    """Register the decorated function under ``name`` (default: its own) and ``aliases``."""
 
     def register(func: MethodFunc) -> MethodFunc:
         hints = typing.get_type_hints(func)
@@ -72,9 +73,9 @@ def api_method(
             for p in list(signature.parameters.values())[1:]  # the first is the context
         )
         summary = (inspect.getdoc(func) or "").split("\n\n")[0].replace("\n", " ")
-        for name in (func.__name__, *aliases):
-            _methods[name] = Method(
-                name=name,
+        for method_name in (name or func.__name__, *aliases):
+            _methods[method_name] = Method(
+                name=method_name,
                 func=func,
                 params=params,
                 admin_only=admin_only,
@@ -209,7 +210,7 @@ def bind_arguments(method: Method, args: dict[str, Any]) -> dict[str, Any]:
     Order and wording of the errors follow Kallithea 0.7: the last-declared
     missing required argument is named first, then unknown keys, then (a
     repohost addition) values of the wrong type. Explicit ``null`` means
-    "not given" for optional arguments.
+    "not given" for optional arguments; for a required one it is a wrong type.
     """
     for param in reversed(method.params):
         if param.required and param.name not in args:
@@ -224,9 +225,7 @@ def bind_arguments(method: Method, args: dict[str, Any]) -> dict[str, Any]:
         if param.name not in args:
             continue
         value = args[param.name]
-        if value is None:
-            if param.required:
-                bound[param.name] = None
+        if value is None and not param.required:
             continue
         try:
             bound[param.name] = _coerce(value, param.annotation)

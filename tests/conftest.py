@@ -1,0 +1,98 @@
+"""Shared fixtures: a real PostgreSQL per test run, a clean database per test, API clients.
+
+The database is PostgreSQL (started here from Debian's server binaries) unless
+``REPOHOST_TEST_DB=sqlite``; without the binaries the PostgreSQL tests are
+skipped with the reason, except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.support.api import Api, HttpTransport, LambdaTransport
+from tests.support.postgres import PostgresServer, skip_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_KEY = "a" * 40
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    reason = skip_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must not skip PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if os.environ.get("REPOHOST_TEST_DB") == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'repohost.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database("repohost_tests")
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Point repohost at the test database and migrate it once."""
+    from repohost.db import engine, migrate
+
+    os.environ["REPOHOST_DATABASE_URL"] = database_url
+    os.environ["REPOHOST_REPOS_ROOT"] = str(tmp_path_factory.mktemp("repos"))
+    engine.reset()
+    migrate.upgrade()
+    return database_url
+
+
+def _wipe(url: str) -> None:
+    from repohost.db.engine import get_engine
+    from repohost.db.models import Base
+
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    with get_engine().begin() as conn:
+        if url.startswith("postgresql"):
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(tables):
+                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+
+
+@pytest.fixture
+def db(migrated: str) -> str:
+    """A database holding only what a fresh install has, with admin key ``ADMIN_KEY``."""
+    from repohost.db import bootstrap
+
+    _wipe(migrated)
+    bootstrap.ensure_defaults()
+    bootstrap.ensure_first_admin(ADMIN_KEY)
+    return migrated
+
+
+@pytest.fixture(scope="session")
+def local_server(migrated: str) -> Iterator[str]:
+    from repohost.local.server import LocalServer
+
+    with LocalServer(ROOT / "template.yaml", port=0) as server:
+        yield server.url
+
+
+@pytest.fixture(params=["lambda", "http"])
+def api(request: pytest.FixtureRequest, db: str) -> Api:
+    """An API client, once calling the Lambda handler, once over real HTTP."""
+    if request.param == "http":
+        return Api(HttpTransport(request.getfixturevalue("local_server")), ADMIN_KEY)
+    return Api(LambdaTransport(), ADMIN_KEY)
+
+
+@pytest.fixture
+def lambda_api(db: str) -> Api:
+    """In-process only: for tests that need to choose the client IP."""
+    return Api(LambdaTransport(), ADMIN_KEY)

@@ -4,6 +4,9 @@ It follows Kallithea's processing order (facts §1.1) with DECISIONS.md's
 amendments, and knows nothing of any method: it finds them in the registry.
 Every call runs in one database transaction, committed only when the result
 has been encoded, so an error never leaves anything half-written.
+
+The database stack is imported with this module, during the Lambda INIT
+phase (which runs with a full CPU); method modules load on first use.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from repohost.auth import ipaccess
+from repohost.auth.keys import user_for_key
+from repohost.auth.permissions import AuthUser
+from repohost.config import Settings, get_settings
+from repohost.db.engine import transaction
+from repohost.rpc.context import CallContext
 from repohost.rpc.encoding import dumps
 from repohost.rpc.errors import ACCESS_DENIED, JSONRPCError
+from repohost.rpc.registry import bind_arguments, find_method
 
 log = logging.getLogger("repohost.rpc")
 
@@ -58,10 +68,12 @@ def _parse(request: RpcRequest, max_bytes: int) -> dict[str, Any]:
     return data
 
 
+class _EncodingFailed(Exception):
+    """Leaves the transaction, rolling it back, when the result is not JSON."""
+
+
 def handle(request: RpcRequest) -> str:
     """Answer one JSON-RPC request with the JSON text of its response envelope."""
-    from repohost.config import get_settings
-
     settings = get_settings()
     try:
         data = _parse(request, settings.max_body_bytes)
@@ -88,22 +100,12 @@ def handle(request: RpcRequest) -> str:
 
 def _call(
     request: RpcRequest,
-    settings: Any,
+    settings: Settings,
     echo_id: Any,
     api_key: Any,
     method_name: Any,
     args: dict[str, Any],
 ) -> str:
-    from repohost.auth import ipaccess
-    from repohost.auth.keys import user_for_key
-    from repohost.auth.permissions import AuthUser
-    from repohost.db.engine import transaction
-    from repohost.rpc.context import CallContext
-    from repohost.rpc.registry import bind_arguments, find_method
-
-    class _Answer(Exception):
-        """Leaves the transaction (rolling it back) with an error for the client."""
-
     try:
         with transaction() as session:
             user = user_for_key(session, api_key)
@@ -135,9 +137,9 @@ def _call(
                 answer = _envelope(echo_id, result=result)
             except (TypeError, ValueError):
                 log.exception("result not encodable", extra={"request_id": request.request_id})
-                raise _Answer("Error encoding response") from None
+                raise _EncodingFailed from None
     except JSONRPCError as exc:
         return _envelope(echo_id, error=exc.message)
-    except _Answer as exc:
-        return _envelope(echo_id, error=str(exc))
+    except _EncodingFailed:
+        return _envelope(echo_id, error="Error encoding response")
     return answer

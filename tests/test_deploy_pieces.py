@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
 
-def load_function(name: str):  # noqa: ANN201 - a module
+def load_function(name: str):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -49,7 +49,7 @@ def response_sink() -> Iterator[tuple[str, list[dict]]]:
     received: list[dict] = []
 
     class Sink(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        def do_PUT(self) -> None:
             length = int(self.headers["Content-Length"])
             received.append(json.loads(self.rfile.read(length)))
             self.send_response(200)

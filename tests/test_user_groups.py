@@ -216,3 +216,22 @@ def test_member_errors_resolve_user_first(api: Api) -> None:
     assert api.error("remove_user_from_user_group", usergroupid="crew", userid="ghost") == (
         "user `ghost` does not exist"
     )
+
+
+def test_listing_costs_a_constant_number_of_queries(api: Api) -> None:
+    from tests.support.queries import count_queries
+
+    def listing_cost() -> int:
+        with count_queries() as counter:
+            api.call("get_user_groups")
+            api.call("get_users")
+        return counter.count
+
+    api.call("create_user_group", group_name="g0")
+    api.call("add_user_to_user_group", usergroupid="g0", userid="admin")
+    small = listing_cost()
+    for i in range(1, 8):
+        uid, _key = api.new_user(f"member{i}")
+        api.call("create_user_group", group_name=f"g{i}")
+        api.call("add_user_to_user_group", usergroupid=f"g{i}", userid=uid)
+    assert listing_cost() == small

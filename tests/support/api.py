@@ -61,9 +61,7 @@ class LambdaTransport:
                 event["isBase64Encoded"] = True
         response = handle_event(event, None)
         payload = response["body"]
-        raw = (
-            base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
-        )
+        raw = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
         return Reply(response["statusCode"], dict(response.get("headers", {})), raw)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from repohost.auth.keys import DEFAULT_USER
 from repohost.auth.names import valid_user_group_name
@@ -65,6 +66,12 @@ def get_user_groups(ctx: CallContext) -> list[dict[str, Any]]:
         select(UserGroup)
         .where(UserGroup.users_group_id.in_(readable))
         .order_by(UserGroup.users_group_id)
+        .options(
+            joinedload(UserGroup.owner),
+            selectinload(UserGroup.members)
+            .joinedload(UserGroupMember.user)
+            .selectinload(User.extra_emails),
+        )
     )
     return [user_group_object(g) for g in groups]
 

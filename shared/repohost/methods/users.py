@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import selectinload
 
 from repohost.auth.keys import DEFAULT_USER, add_key
 from repohost.auth.names import valid_email, valid_username
@@ -50,7 +51,10 @@ def get_user(ctx: CallContext, userid: int | str | None = None) -> dict[str, Any
 def get_users(ctx: CallContext) -> list[dict[str, Any]]:
     """Every user but the anonymous ``default`` user, ordered by username."""
     users = ctx.session.scalars(
-        select(User).where(User.username != DEFAULT_USER).order_by(User.username)
+        select(User)
+        .where(User.username != DEFAULT_USER)
+        .order_by(User.username)
+        .options(selectinload(User.extra_emails))
     )
     return [user_object(u) for u in users]
 

@@ -1,0 +1,61 @@
+"""Cold start of the dispatcher Lambda: a fresh interpreter imports the handler and
+answers its first ``get_user`` against PostgreSQL.
+
+    .venv/bin/python benchmarks/cold_start.py [--runs 15]
+
+Each run is a new process, as a Lambda cold start is; the figures are the
+process's own clock from before the handler import to the first answer, so
+interpreter start-up itself (which Lambda's runtime does before ``INIT``) is
+not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from _setup import ADMIN_KEY, ROOT, describe, migrated_postgres
+
+PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, "functions/api")
+from app import handler
+t1 = time.perf_counter()
+event = json.load(open("events/api_get_user.json"))
+event["body"] = json.dumps({"id": 1, "api_key": sys.argv[1], "method": "get_user", "args": {}})
+response = handler(event, None)
+t2 = time.perf_counter()
+assert '"error": null' in response["body"], response["body"]
+print(json.dumps({"import_ms": (t1 - t0) * 1000, "total_ms": (t2 - t0) * 1000}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    with migrated_postgres():
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        imports, totals = [], []
+        for _ in range(args.runs):
+            out = subprocess.run(
+                [sys.executable, "-c", PROBE, ADMIN_KEY],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            sample = json.loads(out.strip().splitlines()[-1])
+            imports.append(sample["import_ms"])
+            totals.append(sample["total_ms"])
+    print(f"handler import:               {describe(imports)}")
+    print(f"import + first get_user (PG): {describe(totals)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,7 @@ CALLS: dict[str, dict[str, Any]] = {
     "create_api_key": {"description": "mine"},
     "get_api_keys(other)": {"userid": "target"},
     "delete_api_key(other)": {"userid": "target", "api_key_id": "TARGET_KEY_ID"},
+    "rpc.discover": {},
 }
 
 ADMIN_ONLY = {
@@ -57,7 +58,7 @@ ADMIN_ONLY = {
     "update_user",
     "delete_user",
 }
-SELF_SERVICE = {"get_user", "get_user_groups", "get_api_keys", "create_api_key"}
+SELF_SERVICE = {"get_user", "get_user_groups", "get_api_keys", "create_api_key", "rpc.discover"}
 
 
 def _regular() -> dict[str, str]:
@@ -133,7 +134,7 @@ CASES = [(role, call) for role in EXPECTED for call in CALLS]
 @pytest.mark.parametrize(("role", "call"), CASES, ids=[f"{r}-{c}" for r, c in CASES])
 def test_matrix(lambda_api: Api, role: str, call: str) -> None:
     keys = world(lambda_api)
-    method = call.split("(")[0]
+    method = call.removesuffix("(other)")
     ip = "192.0.2.1" if role == "ip_refused" else "127.0.0.1"
     placeholders = {"TARGET_KEY_ID": keys["TARGET_KEY_ID"]}
     args = {k: placeholders.get(v, v) for k, v in CALLS[call].items()}
@@ -149,6 +150,6 @@ def test_table_covers_every_registered_method() -> None:
     """A new method must get a row here before it ships."""
     from repohost.methods._index import METHOD_MODULES
 
-    areas = {"server", "users", "user_groups", "api_keys"}
+    areas = {"server", "users", "user_groups", "api_keys", "discovery"}
     covered = {m for m, module in METHOD_MODULES.items() if module in areas}
-    assert covered == {c.split("(")[0] for c in CALLS}
+    assert covered == {c.removesuffix("(other)") for c in CALLS}

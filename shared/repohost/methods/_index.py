@@ -16,6 +16,7 @@ METHOD_MODULES = {
     "get_user_groups": "user_groups",
     "get_users": "users",
     "remove_user_from_user_group": "user_groups",
+    "rpc.discover": "discovery",
     "show_ip": "server",
     "test": "server",
     "update_user": "users",

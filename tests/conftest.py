@@ -52,6 +52,12 @@ def migrated(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str
     return database_url
 
 
+def repos_root() -> Path:
+    from repohost.config import get_settings
+
+    return get_settings().repos_root
+
+
 def _wipe(url: str) -> None:
     from repohost.db.engine import get_engine
     from repohost.db.models import Base
@@ -65,12 +71,23 @@ def _wipe(url: str) -> None:
                 conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
 
 
+def _empty(root: Path) -> None:
+    import shutil
+
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 @pytest.fixture
 def db(migrated: str) -> str:
-    """A database holding only what a fresh install has, with admin key ``ADMIN_KEY``."""
+    """A fresh install: only the default rows, admin key ``ADMIN_KEY``, no repositories."""
     from repohost.db import bootstrap
 
     _wipe(migrated)
+    _empty(repos_root())
     bootstrap.ensure_defaults()
     bootstrap.ensure_first_admin(ADMIN_KEY)
     return migrated

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from repohost.db.models import Permission, User, UserEmail, UserGroup
+from repohost.db.models import Gist, Permission, RepoGroup, Repository, User, UserEmail, UserGroup
 
 _MAX_ID = 2**31 - 1  # the database's integer keys
 
@@ -58,6 +58,39 @@ def get_user_group(session: Session, ident: Any) -> UserGroup | None:
     if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
         return None
     return user_group_by_name(session, ident) if isinstance(ident, str) else None
+
+
+def _by_id_or_name(session: Session, entity: Any, name_column: Any, ident: Any) -> Any:
+    if ident is None:
+        return None
+    key = as_id(ident)
+    if key is not None:
+        return session.get(entity, key)
+    if not isinstance(ident, str) or ident.isdigit():
+        return None
+    return session.scalars(select(entity).where(name_column == ident)).one_or_none()
+
+
+def get_repo(session: Session, ident: Any) -> Repository | None:
+    """By id or full name (``group/sub/repo``)."""
+    return _by_id_or_name(session, Repository, Repository.repo_name, ident)
+
+
+def repo_group_by_name(session: Session, path: str) -> RepoGroup | None:
+    return session.scalars(select(RepoGroup).where(RepoGroup.group_name == path)).one_or_none()
+
+
+def get_repo_group(session: Session, ident: Any) -> RepoGroup | None:
+    """By id or full path (``group/sub``)."""
+    return _by_id_or_name(session, RepoGroup, RepoGroup.group_name, ident)
+
+
+def get_gist(session: Session, ident: Any) -> Gist | None:
+    """By id or access id (public gists use their id as access id)."""
+    gist = _by_id_or_name(session, Gist, Gist.gist_access_id, ident)
+    if gist is None and isinstance(ident, str):
+        gist = session.scalars(select(Gist).where(Gist.gist_access_id == ident)).one_or_none()
+    return gist
 
 
 def get_permission(session: Session, name: Any) -> Permission | None:

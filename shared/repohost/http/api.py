@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from repohost.http.events import Event, bearer_key, body_bytes, request_id, response, source_ip
+from repohost.http.events import (
+    Event,
+    base_url,
+    bearer_key,
+    body_bytes,
+    request_id,
+    response,
+    source_ip,
+)
 from repohost.logs import configure_logging
 from repohost.rpc.dispatcher import RpcRequest, handle
 
@@ -20,6 +28,7 @@ def handle_event(event: Event, _context: Any = None) -> Event:
             source_ip=source_ip(event),
             request_id=rid,
             bearer_key=bearer_key(event),
+            base_url=base_url(event),
         )
     )
     return response(200, body, "application/json", {"X-Request-Id": rid})

@@ -34,6 +34,14 @@ def request_id(event: Event) -> str:
     return event.get("requestContext", {}).get("requestId") or uuid.uuid4().hex
 
 
+def base_url(event: Event) -> str:
+    """``https://<host>`` as the client called it (API Gateway serves HTTPS only)."""
+    context = event.get("requestContext", {})
+    host = context.get("domainName") or header(event, "host") or ""
+    scheme = "http" if host.startswith(("127.", "localhost")) else "https"
+    return f"{scheme}://{host}" if host else ""
+
+
 def bearer_key(event: Event) -> str | None:
     value = header(event, "authorization")
     if value and value[:7].lower() == "bearer ":

@@ -5,9 +5,11 @@ No object here ever carries an API key, a password hash or IP data.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from repohost.db.models import User, UserGroup
+from repohost.db.models import Gist, RepoGroup, Repository, User, UserGroup
 
 
 def user_object(user: User) -> dict[str, Any]:
@@ -34,3 +36,108 @@ def user_group_object(group: UserGroup) -> dict[str, Any]:
         "owner": group.owner.username,
         "members": [user_object(m.user) for m in group.members],
     }
+
+
+def mask_credentials(url: str | None) -> str | None:
+    """``https://user:*****@host/x``: the password of a clone URI replaced (DECISIONS.md)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:*****@{netloc[-1]}"))
+
+
+EMPTY_CHANGESET = {
+    "short_id": "0" * 12,
+    "raw_id": "0" * 40,
+    "revision": -1,
+    "message": "",
+    "date": datetime(1970, 1, 1),
+    "author": "",
+}
+
+
+def repo_object(repo: Repository, *, show_credentials: bool) -> dict[str, Any]:
+    """Facts §2.2 (0.7) plus 0.3's locking fields; clone URI masked unless allowed."""
+    landing_type, _, landing_name = repo.landing_rev.partition(":")
+    locked_by, locked_date = None, None
+    if repo.locked:
+        locked_by, locked_date = _lock_holder(repo)
+    return {
+        "repo_id": repo.repo_id,
+        "repo_name": repo.repo_name,
+        "repo_type": repo.repo_type,
+        "clone_uri": repo.clone_uri if show_credentials else mask_credentials(repo.clone_uri),
+        "private": repo.private,
+        "created_on": repo.created_on,
+        "description": repo.description,
+        "landing_rev": [landing_type, landing_name],
+        "owner": repo.owner.username,
+        "fork_of": repo.fork.repo_name if repo.fork is not None else None,
+        "enable_statistics": repo.enable_statistics,
+        "enable_downloads": repo.enable_downloads,
+        "enable_locking": repo.enable_locking,
+        "locked_by": locked_by,
+        "locked_date": locked_date,
+        "last_changeset": _changeset_cache(repo),
+    }
+
+
+def _changeset_cache(repo: Repository) -> dict[str, Any]:
+    cache = repo.changeset_cache
+    if not cache:
+        return dict(EMPTY_CHANGESET)
+    return {**cache, "date": datetime.fromisoformat(cache["date"])}
+
+
+def _lock_holder(repo: Repository) -> tuple[dict[str, Any] | None, datetime | None]:
+    from sqlalchemy.orm import object_session
+
+    user_id, _, since = (repo.locked or "").partition(":")
+    session = object_session(repo)
+    holder = session.get(User, int(user_id)) if session and user_id.isdigit() else None
+    when = datetime.fromtimestamp(float(since), UTC).replace(tzinfo=None) if since else None
+    return (user_object(holder) if holder else None), when
+
+
+def repo_group_object(group: RepoGroup, repositories: list[str]) -> dict[str, Any]:
+    """Facts §2.3; ``repositories`` are the full names directly in the group."""
+    return {
+        "group_id": group.group_id,
+        "group_name": group.group_name,
+        "group_description": group.group_description,
+        "parent_group": group.parent_group.group_name if group.parent_group else None,
+        "repositories": repositories,
+        "owner": group.owner.username,
+    }
+
+
+def gist_object(gist: Gist, base_url: str) -> dict[str, Any]:
+    """Facts §2.6."""
+    return {
+        "gist_id": gist.gist_id,
+        "type": gist.gist_type,
+        "access_id": gist.gist_access_id,
+        "description": gist.gist_description,
+        "url": f"{base_url}/_admin/gists/{gist.gist_access_id}",
+        "expires": float(gist.gist_expires),
+        "created_on": gist.created_on,
+    }
+
+
+def members(user_rows: list[Any], group_rows: list[Any]) -> list[dict[str, str]]:
+    """Facts §2.5: users first, then user groups, in the order of their rows."""
+    return [
+        {"name": row.user.username, "type": "user", "permission": row.permission.permission_name}
+        for row in user_rows
+    ] + [
+        {
+            "name": row.users_group.users_group_name,
+            "type": "user_group",
+            "permission": row.permission.permission_name,
+        }
+        for row in group_rows
+    ]

@@ -25,7 +25,7 @@ from repohost.rpc.errors import ACCESS_DENIED, JSONRPCError
 from repohost.rpc.registry import api_method
 
 
-def _group_with(ctx: CallContext, usergroupid: int | str, level: str) -> UserGroup:
+def group_with(ctx: CallContext, usergroupid: int | str, level: str) -> UserGroup:
     """The group, if the caller has ``level`` on it; otherwise it "does not exist"."""
     group = queries.get_user_group(ctx.session, usergroupid)
     if group is None or not at_least(ctx.caller.user_group_permission(group.users_group_id), level):
@@ -55,7 +55,7 @@ def _grant_on_group(ctx: CallContext, group: UserGroup, user: User, permission: 
 )
 def get_user_group(ctx: CallContext, usergroupid: int | str) -> dict[str, Any]:
     """A user group with its members."""
-    return user_group_object(_group_with(ctx, usergroupid, "read"))
+    return user_group_object(group_with(ctx, usergroupid, "read"))
 
 
 @api_method(access="any user; lists the groups the caller may read")
@@ -133,7 +133,7 @@ def update_user_group(
     active: bool | None = None,
 ) -> dict[str, Any]:
     """Change the given fields of a user group; omitted fields keep their values."""
-    group = _group_with(ctx, usergroupid, "admin")
+    group = group_with(ctx, usergroupid, "admin")
     if owner is not None:
         group.owner = _owner(ctx, owner)
     if group_name is not None and group_name != group.users_group_name:
@@ -163,7 +163,7 @@ def update_user_group(
 )
 def delete_user_group(ctx: CallContext, usergroupid: int | str) -> dict[str, Any]:
     """Delete a user group that holds no permission on any repository."""
-    group = _group_with(ctx, usergroupid, "admin")
+    group = group_with(ctx, usergroupid, "admin")
     assigned = ctx.session.scalars(
         select(Repository.repo_name)
         .join(UserGroupRepoToPerm, UserGroupRepoToPerm.repository_id == Repository.repo_id)
@@ -186,7 +186,7 @@ def _member_change(
     user = queries.get_user(ctx.session, userid)
     if user is None:
         raise JSONRPCError(f"user `{userid}` does not exist")
-    group = _group_with(ctx, usergroupid, "admin")
+    group = group_with(ctx, usergroupid, "admin")
     member = next((m for m in group.members if m.user_id == user.user_id), None)
     return group, user, member
 

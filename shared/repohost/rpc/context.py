@@ -1,14 +1,33 @@
-"""What a method receives besides its arguments: the caller, the session, the request."""
+"""What a method receives besides its arguments: the caller, the session, the request.
+
+It also ties filesystem changes to the database transaction: a method that
+changes a repository directory registers how to undo it (``on_rollback``) or
+what to finish once the rows are committed (``after_commit``), so the
+database and the repository root never disagree about what exists.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from repohost.auth.permissions import AuthUser
 from repohost.config import Settings
 from repohost.db.models import JournalEntry, Repository
+
+if TYPE_CHECKING:
+    from repohost.git.storage import RepoStore
+
+log = logging.getLogger("repohost.rpc")
+
+Action = Callable[[], object]
 
 
 @dataclass
@@ -19,6 +38,11 @@ class CallContext:
     ip: str
     settings: Settings
     request_id: str
+    #: ``https://host`` the client called, for URLs in results (gists).
+    base_url: str = ""
+    _after_commit: list[Action] = field(default_factory=list, repr=False)
+    _on_rollback: list[Action] = field(default_factory=list, repr=False)
+    _held: ExitStack = field(default_factory=ExitStack, repr=False)
 
     def journal(self, action: str, repo: Repository | None = None) -> None:
         """Record that the caller did ``action`` (e.g. ``admin_created_user:bob``)."""
@@ -33,3 +57,55 @@ class CallContext:
                 action=action,
             )
         )
+
+    # --- the filesystem, in step with the transaction -------------------------------------
+
+    @cached_property
+    def store(self) -> RepoStore:
+        from repohost.git.storage import RepoStore
+
+        root = self.settings.repos_root
+        root.mkdir(parents=True, exist_ok=True)
+        return RepoStore(root)
+
+    def on_rollback(self, undo: Action) -> None:
+        """Run ``undo`` if the call fails after this point (latest first)."""
+        self._on_rollback.append(undo)
+
+    def after_commit(self, action: Action) -> None:
+        """Run ``action`` once the transaction has committed."""
+        self._after_commit.append(action)
+
+    def lock_repository(self, key: int | str) -> None:
+        """Serialize writers of one repository until the call ends.
+
+        A PostgreSQL advisory lock covers every host; the file lock covers
+        SQLite under ``make run`` (and is cheap on PostgreSQL too).
+        """
+        from repohost.git.locks import repo_write_lock
+
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(select(func.pg_advisory_xact_lock(_lock_number(key))))
+        self._held.enter_context(repo_write_lock(self.store.root, key, timeout=60))
+
+    def finish(self, committed: bool) -> None:
+        """Called once by the dispatcher when the transaction is over."""
+        actions = self._after_commit if committed else reversed(self._on_rollback)
+        for action in actions:
+            try:
+                action()
+            except Exception:
+                log.exception(
+                    "after %s: a filesystem step failed",
+                    "commit" if committed else "rollback",
+                    extra={"request_id": self.request_id},
+                )
+        self._held.close()
+
+
+def _lock_number(key: int | str) -> int:
+    """A stable 63-bit advisory-lock number for a repository key."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"repohost:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1

@@ -42,6 +42,8 @@ class RpcRequest:
     request_id: str
     #: The key from ``Authorization: Bearer``, if any.
     bearer_key: str | None = None
+    #: ``https://host`` the client called.
+    base_url: str = ""
 
 
 def _envelope(request_id: Any, result: Any = None, error: str | None = None) -> str:
@@ -106,6 +108,8 @@ def _call(
     method_name: Any,
     args: dict[str, Any],
 ) -> str:
+    ctx: CallContext | None = None
+    committed = False
     try:
         with transaction() as session:
             user = user_for_key(session, api_key)
@@ -130,6 +134,7 @@ def _call(
                 ip=request.source_ip,
                 settings=settings,
                 request_id=request.request_id,
+                base_url=request.base_url,
             )
             result = method.func(ctx, **kwargs)
             session.flush()
@@ -138,8 +143,12 @@ def _call(
             except (TypeError, ValueError):
                 log.exception("result not encodable", extra={"request_id": request.request_id})
                 raise _EncodingFailed from None
+        committed = True
     except JSONRPCError as exc:
         return _envelope(echo_id, error=exc.message)
     except _EncodingFailed:
         return _envelope(echo_id, error="Error encoding response")
+    finally:
+        if ctx is not None:
+            ctx.finish(committed)
     return answer

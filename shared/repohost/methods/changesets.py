@@ -1,0 +1,115 @@
+"""Changesets (Kallithea 0.7): ``get_changesets`` and ``get_changeset``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from repohost import repos
+from repohost.auth.permissions import at_least
+from repohost.db import queries
+from repohost.db.models import Repository
+from repohost.rpc.context import CallContext
+from repohost.rpc.errors import JSONRPCError
+from repohost.rpc.registry import api_method
+
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+ACCESS_DENIED_TO_REPO = "Access denied to repo <repo_name>"
+
+
+def _readable(ctx: CallContext, repoid: int | str) -> Repository:
+    """0.7 names the repository when access is denied (other methods hide it)."""
+    repo = queries.get_repo(ctx.session, repoid)
+    if repo is None:
+        raise repos.not_found(repoid)
+    if not at_least(ctx.caller.repo_permission(repo.repo_id), "read"):
+        raise JSONRPCError(f"Access denied to repo {repo.repo_name}")
+    return repo
+
+
+def _date(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, DATE_FORMAT)
+    except ValueError:
+        raise JSONRPCError(f"`{name}` must be a date like 2024-01-31T23:59:59") from None
+
+
+@api_method(
+    access="repository.read on the repository",
+    errors=(
+        "repository `<repoid>` does not exist",
+        ACCESS_DENIED_TO_REPO,
+        "Repository is empty",
+        "branch `<branch_name>` does not exist",
+        "Changeset <revision> does not exist",
+    ),
+)
+def get_changesets(
+    ctx: CallContext,
+    repoid: int | str,
+    start: str | None = None,
+    end: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    branch_name: str | None = None,
+    reverse: bool = False,
+    with_file_list: bool = False,
+    max_revisions: int | None = None,
+) -> list[dict[str, Any]]:
+    """Changesets, oldest first (newest first with ``reverse``).
+
+    ``max_revisions`` keeps the newest N, still returned oldest first.
+    """
+    from repohost.git import read
+    from repohost.git.errors import BranchNotFound, EmptyRepository, InvalidRange, RevisionNotFound
+
+    repo = _readable(ctx, repoid)
+    since, until = _date("start_date", start_date), _date("end_date", end_date)
+    try:
+        with read.open_repo(ctx.store.path_for(repo.repo_name)) as git_repo:
+            return read.list_changesets(
+                git_repo,
+                start=start,
+                end=end,
+                start_date=since,
+                end_date=until,
+                branch_name=branch_name,
+                reverse=reverse,
+                max_revisions=max_revisions,
+                with_file_list=with_file_list,
+            )
+    except BranchNotFound:
+        raise JSONRPCError(f"branch `{branch_name}` does not exist") from None
+    except EmptyRepository:
+        raise JSONRPCError("Repository is empty") from None
+    except (RevisionNotFound, InvalidRange) as exc:
+        wrong = end if isinstance(exc, RevisionNotFound) and end else start
+        raise JSONRPCError(f"Changeset {wrong} does not exist") from None
+
+
+@api_method(
+    access="repository.read on the repository",
+    errors=(
+        "repository `<repoid>` does not exist",
+        ACCESS_DENIED_TO_REPO,
+        "Changeset <raw_id> does not exist",
+    ),
+)
+def get_changeset(
+    ctx: CallContext, repoid: int | str, raw_id: str, with_reviews: bool = False
+) -> dict[str, Any]:
+    """One changeset with its author split and the files it added, changed and removed."""
+    from repohost.git import read
+    from repohost.git.errors import ReadError
+
+    repo = _readable(ctx, repoid)
+    try:
+        with read.open_repo(ctx.store.path_for(repo.repo_name)) as git_repo:
+            changeset = read.changeset_detail(git_repo, raw_id)
+    except ReadError:
+        raise JSONRPCError(f"Changeset {raw_id} does not exist") from None
+    if with_reviews:
+        changeset["reviews"] = []  # repohost has no review statuses (no pull requests)
+    return changeset

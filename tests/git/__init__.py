@@ -1,0 +1,1 @@
+"""Tests of ``repohost.git``: names, filesystem storage, locks and dulwich reads."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -196,6 +197,10 @@ class Repository(Base):
     )
     #: The last changeset, read from the repository when it changes (``last_changeset``).
     changeset_cache: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Shared secret that signs this repository's push webhooks; never shown after it is set.
+    webhook_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: A pull is queued and not yet started (webhook bursts coalesce on it).
+    pull_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     owner: Mapped[User] = relationship()
     fork: Mapped[Repository | None] = relationship(remote_side=[repo_id])
@@ -379,6 +384,38 @@ class Gist(Base):
     modified_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
     owner: Mapped[User] = relationship()
+
+
+class Job(Base):
+    """Work done outside the API call: initial mirrors, forks and pulls (the worker runs them)."""
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    repository_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repositories.repo_id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    #: ``queued``, ``running``, ``done`` or ``failed``.
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    #: What the job needs besides the repository (e.g. a clone URI), as JSON.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: A short, credential-free reason when ``failed``.
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_on: Mapped[datetime] = mapped_column(DateTime, default=_now)
+    updated_on: Mapped[datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class WebhookDelivery(Base):
+    """Delivery ids already accepted, so a replayed webhook starts no second job."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.repo_id", ondelete="CASCADE"), index=True
+    )
+    received_on: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 
 class CacheInvalidation(Base):

@@ -6,7 +6,7 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench clean
+.PHONY: run test fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is required (see README)"; exit 1; }
@@ -22,6 +22,11 @@ test: $(STAMP)
 	$(BIN)/ruff check shared functions tests benchmarks
 	$(BIN)/ruff format --check shared functions tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The deep fuzz run: about 100,000 generated calls (a few thousand per method).
+fuzz: $(STAMP)
+	REPOHOST_FUZZ_EXAMPLES=$${REPOHOST_FUZZ_EXAMPLES:-4000} $(BIN)/python -m pytest \
+		tests/test_bad_input.py -k fuzzed -p no:cacheprovider -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix shared functions tests benchmarks

@@ -14,11 +14,30 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.support import loghygiene
 from tests.support.api import Api, HttpTransport, LambdaTransport
 from tests.support.postgres import PostgresServer, skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "a" * 40
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    loghygiene.install()
+    loghygiene.remember(ADMIN_KEY)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = loghygiene.leaks()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        if reporter is not None:
+            reporter.write_line(f"LOG HYGIENE: {len(leaks)} log line(s) contain secrets:", red=True)
+            for line in leaks[:20]:
+                reporter.write_line("  " + line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(f"log hygiene: {loghygiene.line_count()} log lines, no secrets")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ The cases come from the registry, so a new method is covered the day it is added
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from sqlalchemy import func, select
 from tests.support.api import Api
 
 ISSUE2_AREAS = {"server", "users", "user_groups", "api_keys"}
+#: Cases per method: a quick run in ``make test``, ``make fuzz`` for the deep one.
+FUZZ_EXAMPLES = int(os.environ.get("REPOHOST_FUZZ_EXAMPLES", "25"))
 
 
 def methods() -> list[Any]:
@@ -81,7 +84,7 @@ json_values = st.recursive(
 
 @pytest.mark.parametrize("method", [m.name for m in methods()])
 @settings(
-    max_examples=25,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tests.support import loghygiene
+
 
 @dataclass
 class Reply:
@@ -102,10 +104,13 @@ class Api:
     def envelope(self, method: Any, args: Any = None, **kw: Any) -> dict[str, Any]:
         body = {"id": kw.pop("id", 7), "api_key": kw.pop("key", self.key), "method": method}
         body["args"] = {} if args is None else args
+        loghygiene.remember_in(body["args"])
         headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
         self.last = self.transport.post(json.dumps(body).encode(), headers, self.ip)
         assert self.last.status == 200
-        return self.last.envelope
+        envelope = self.last.envelope
+        loghygiene.remember_in(envelope["result"])
+        return envelope
 
     def call(self, method: str, **args: Any) -> Any:
         """The result; fails the test if the call answered an error."""

@@ -290,6 +290,35 @@ class PostgresServer:
                     self._watchdog.kill()
                 self._watchdog = None
 
+    def pause(self) -> None:
+        """Stop the server but keep its data (fault tests: the database goes away).
+
+        A fast (clean) shutdown: with ``synchronous_commit=off`` an immediate one
+        could lose the last commits.
+        """
+        pg_ctl, datadir = self._bin("pg_ctl"), str(self.datadir)
+        self._run([pg_ctl, "-D", datadir, "-m", "fast", "-w", "-t", "20", "stop"], timeout=30)
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port (the database comes back)."""
+        assert self.port is not None
+        self._run(
+            [
+                self._bin("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-o",
+                f"-p {self.port}",
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+            timeout=40,
+        )
+
     def __enter__(self) -> Self:
         return self.start()
 

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from repohost.auth import ipaccess
 from repohost.auth.keys import user_for_key
 from repohost.auth.permissions import AuthUser
@@ -29,6 +31,7 @@ from repohost.rpc.registry import bind_arguments, find_method
 log = logging.getLogger("repohost.rpc")
 
 INTERNAL_ERROR = "Internal server error"
+DATABASE_UNAVAILABLE = "Service temporarily unavailable: the database cannot be reached"
 _RAW_ECHO_LIMIT = 256
 _REQUIRED_KEYS = ("api_key", "id", "method", "args")
 
@@ -95,6 +98,11 @@ def handle(request: RpcRequest) -> str:
     api_key = request.bearer_key if request.bearer_key else data.get("api_key")
     try:
         return _call(request, settings, echo_id, api_key, data["method"], args)
+    except (OperationalError, InterfaceError):
+        # Connection refused or lost: say so, so clients retry. The pool drops the
+        # broken connection, and the next call connects again once the database is back.
+        log.exception("database unreachable", extra={"request_id": request.request_id})
+        return _envelope(echo_id, error=DATABASE_UNAVAILABLE)
     except Exception:
         log.exception("unexpected failure", extra={"request_id": request.request_id})
         return _envelope(echo_id, error=INTERNAL_ERROR)

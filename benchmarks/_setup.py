@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +20,14 @@ ADMIN_KEY = "b" * 40
 
 @contextmanager
 def migrated_postgres(dbname: str = "bench") -> Iterator[str]:
-    """A fresh database, migrated, with the first admin holding ``ADMIN_KEY``."""
-    with PostgresServer() as server:
+    """A fresh database, migrated, with the first admin holding ``ADMIN_KEY``.
+
+    Repositories go to a temporary folder, removed afterwards.
+    """
+    with PostgresServer() as server, tempfile.TemporaryDirectory() as repos:
         url = server.create_database(dbname)
         os.environ["REPOHOST_DATABASE_URL"] = url
+        os.environ["REPOHOST_REPOS_ROOT"] = repos
         from repohost.db import bootstrap, engine, migrate
 
         engine.reset()

@@ -47,6 +47,7 @@ def push_commits(
     Commit ``n`` is dated ``start + 60 n`` seconds (UTC).
     """
     ids = []
+    bare = bare.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         git(work, "init", "-q")

@@ -50,16 +50,6 @@ def mask_credentials(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{user}:*****@{netloc[-1]}"))
 
 
-EMPTY_CHANGESET = {
-    "short_id": "0" * 12,
-    "raw_id": "0" * 40,
-    "revision": -1,
-    "message": "",
-    "date": datetime(1970, 1, 1),
-    "author": "",
-}
-
-
 def repo_object(repo: Repository, *, show_credentials: bool) -> dict[str, Any]:
     """Facts §2.2 (0.7) plus 0.3's locking fields; clone URI masked unless allowed."""
     landing_type, _, landing_name = repo.landing_rev.partition(":")
@@ -88,7 +78,9 @@ def repo_object(repo: Repository, *, show_credentials: bool) -> dict[str, Any]:
 
 def _changeset_cache(repo: Repository) -> dict[str, Any]:
     cache = repo.changeset_cache
-    if not cache:
+    if not cache:  # a row nobody has read from disk yet (refresh_changeset_cache)
+        from repohost.git.read import EMPTY_CHANGESET
+
         return dict(EMPTY_CHANGESET)
     return {**cache, "date": datetime.fromisoformat(cache["date"])}
 

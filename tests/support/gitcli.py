@@ -52,8 +52,8 @@ def push_commits(
         work = Path(tmp)
         git(work, "init", "-q")
         if git(work.parent, "--git-dir", str(bare), "for-each-ref", f"refs/heads/{branch}"):
-            git(work, "fetch", "-q", str(bare), f"{branch}:{branch}")
-            git(work, "checkout", "-q", branch)
+            git(work, "fetch", "-q", str(bare), f"{branch}:refs/remotes/origin/{branch}")
+            git(work, "checkout", "-q", "-B", branch, f"refs/remotes/origin/{branch}")
         else:
             git(work, "checkout", "-q", "-b", branch)
         for number, files in enumerate(commits):

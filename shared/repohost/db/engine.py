@@ -72,7 +72,7 @@ def make_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "sqlite":
         # One short-lived connection per request: SQLite serializes writers anyway,
         # and WAL lets readers go on meanwhile.
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(url, poolclass=NullPool, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -81,6 +81,8 @@ def make_engine(settings: Settings) -> Engine:
         connect_args["ssl_context"] = ssl.create_default_context()
     engine = create_engine(
         url,
+        # Statement parameters can be secrets (webhook secrets, key hashes): never log them.
+        hide_parameters=True,
         connect_args=connect_args,
         # A Lambda instance serves one request at a time: one connection, kept warm.
         pool_size=1 if settings.db_secret_arn else 5,

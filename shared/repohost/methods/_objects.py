@@ -39,15 +39,20 @@ def user_group_object(group: UserGroup) -> dict[str, Any]:
 
 
 def mask_credentials(url: str | None) -> str | None:
-    """``https://user:*****@host/x``: the password of a clone URI replaced (DECISIONS.md)."""
+    """``https://user:*****@host/x``: the password of a clone URI replaced (DECISIONS.md).
+
+    A URL with a user name and no password (``https://<token>@host/x``) carries a
+    token in the user name, so the whole user part is masked.
+    """
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:*****@{netloc[-1]}"))
+    host = parts.netloc.rsplit("@", 1)[1]
+    if parts.password is None:  # a token used as the user name is a secret too
+        return urlunsplit(parts._replace(netloc=f"*****@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:*****@{host}"))
 
 
 def repo_object(repo: Repository, *, show_credentials: bool) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from repohost.rpc.registry import api_method
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 ACCESS_DENIED_TO_REPO = "Access denied to repo <repo_name>"
+BAD_DATE = "`<start_date | end_date>` must be a date like 2024-01-31T23:59:59"
+BACKWARDS = "Start revision `<start>` cannot be after end revision `<end>`"
 
 
 def _readable(ctx: CallContext, repoid: int | str) -> Repository:
@@ -28,7 +30,7 @@ def _readable(ctx: CallContext, repoid: int | str) -> Repository:
 
 
 def _date(name: str, value: str | None) -> datetime | None:
-    if value is None:
+    if not value:  # 0.7: an empty string is no bound
         return None
     try:
         return datetime.strptime(value, DATE_FORMAT)
@@ -41,9 +43,11 @@ def _date(name: str, value: str | None) -> datetime | None:
     errors=(
         "repository `<repoid>` does not exist",
         ACCESS_DENIED_TO_REPO,
+        BAD_DATE,
         "Repository is empty",
         "branch `<branch_name>` does not exist",
-        "Changeset <revision> does not exist",
+        "Changeset <start | end> does not exist",
+        BACKWARDS,
     ),
 )
 def get_changesets(
@@ -69,24 +73,41 @@ def get_changesets(
     since, until = _date("start_date", start_date), _date("end_date", end_date)
     try:
         with read.open_repo(ctx.store.path_for(repo.repo_name)) as git_repo:
-            return read.list_changesets(
-                git_repo,
-                start=start,
-                end=end,
-                start_date=since,
-                end_date=until,
-                branch_name=branch_name,
-                reverse=reverse,
-                max_revisions=max_revisions,
-                with_file_list=with_file_list,
-            )
+            try:
+                return read.list_changesets(
+                    git_repo,
+                    start=start,
+                    end=end,
+                    start_date=since,
+                    end_date=until,
+                    branch_name=branch_name,
+                    reverse=reverse,
+                    max_revisions=max_revisions,
+                    with_file_list=with_file_list,
+                )
+            except RevisionNotFound:
+                # ``start`` is resolved first: name it if it is the wrong one
+                wrong = start if start and not _resolves(git_repo, start) else end
+                raise JSONRPCError(f"Changeset {wrong} does not exist") from None
     except BranchNotFound:
         raise JSONRPCError(f"branch `{branch_name}` does not exist") from None
     except EmptyRepository:
         raise JSONRPCError("Repository is empty") from None
-    except (RevisionNotFound, InvalidRange) as exc:
-        wrong = end if isinstance(exc, RevisionNotFound) and end else start
-        raise JSONRPCError(f"Changeset {wrong} does not exist") from None
+    except InvalidRange:
+        raise JSONRPCError(
+            f"Start revision `{start}` cannot be after end revision `{end}`"
+        ) from None
+
+
+def _resolves(git_repo: Any, revision: str) -> bool:
+    from repohost.git import read
+    from repohost.git.errors import ReadError
+
+    try:
+        read.resolve_revision(git_repo, revision)
+    except ReadError:
+        return False
+    return True
 
 
 @api_method(

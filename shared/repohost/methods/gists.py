@@ -95,7 +95,7 @@ def create_gist(
     ctx.session.flush()
     if gist_type == "public":
         gist.gist_access_id = str(gist.gist_id)
-    names = sorted(contents)
+    names = list(contents)  # in the order the client sent them, as Kallithea's message
     message = f"added file{'s' if len(names) > 1 else ''}: {', '.join(names)}"
     author = f"{owner_user.username} <{owner_user.email}>"
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from repohost import repos
 from repohost.auth.permissions import at_least, default_level
 from repohost.db import grants, queries
 from repohost.db.models import RepoGroup, Repository
@@ -48,6 +50,32 @@ def _repositories_in(ctx: CallContext, group_ids: list[int]) -> dict[int, list[s
 
 def _result(ctx: CallContext, group: RepoGroup) -> dict[str, Any]:
     return repo_group_object(group, _repositories_in(ctx, [group.group_id])[group.group_id])
+
+
+def _name_taken(ctx: CallContext, full_name: str, except_group: RepoGroup | None = None) -> bool:
+    """Whether a group or a repository has ``full_name``, ignoring case."""
+    return repos.group_taken(ctx, full_name, except_group) or (
+        repos.name_taken(ctx, full_name) is not None
+    )
+
+
+def _lock_tree(ctx: CallContext, group: RepoGroup) -> None:
+    """Hold the rows of ``group`` and of every group below it until the call ends.
+
+    Creating a repository or a group inside takes a key-share lock on its
+    parent's row (the foreign key check), which conflicts with these, so a
+    rename or delete of the tree and a creation inside it wait for each other;
+    what is read after this includes what the other call committed. (PostgreSQL;
+    SQLite runs one writing transaction at a time anyway.)
+    """
+    ctx.session.refresh(group, with_for_update=True)
+    below = (
+        select(RepoGroup.group_id)
+        .where(RepoGroup.group_name.startswith(group.group_name + "/", autoescape=True))
+        .order_by(RepoGroup.group_id)
+        .with_for_update()
+    )
+    ctx.session.execute(below).all()
 
 
 def _descendants(ctx: CallContext, group: RepoGroup) -> list[RepoGroup]:
@@ -105,7 +133,7 @@ def create_repo_group(
 ) -> dict[str, Any]:
     """Create a group (a directory) at top level or inside ``parent``."""
     from repohost.git.errors import GitError, InvalidName
-    from repohost.git.names import validate_segment
+    from repohost.git.names import validate_group_name, validate_segment
 
     parent_group = None
     if parent is not None:
@@ -114,16 +142,17 @@ def create_repo_group(
     if owner_user is None:
         raise JSONRPCError(f"user `{owner}` does not exist")
     full_name = f"{parent_group.group_name}/{group_name}" if parent_group else group_name
-    taken = queries.repo_group_by_name(ctx.session, full_name) or queries.get_repo(
-        ctx.session, full_name
-    )
-    if taken is not None:
-        raise JSONRPCError(f"repo group `{group_name}` already exist")
+    exists = JSONRPCError(f"repo group `{group_name}` already exist")
+    if _name_taken(ctx, full_name):
+        raise exists
     failed = JSONRPCError(f"failed to create repo group `{group_name}`")
     try:
         validate_segment(group_name)
+        validate_group_name(full_name)  # the whole path fits the column and the rules
     except InvalidName:
         raise failed from None
+    if repos.reserved(group_name):
+        raise failed
     group = RepoGroup(
         group_name=full_name,
         group_description=description,
@@ -131,7 +160,10 @@ def create_repo_group(
         parent_group=parent_group,
     )
     ctx.session.add(group)
-    ctx.session.flush()
+    try:
+        ctx.session.flush()
+    except IntegrityError:  # a concurrent create of the same name won
+        raise exists from None
     if copy_permissions and parent_group is not None:
         for kind in (grants.USER_ON_REPO_GROUP, grants.USER_GROUP_ON_REPO_GROUP):
             for row in grants.rows_on(ctx.session, kind, parent_group.group_id):
@@ -180,9 +212,10 @@ def update_repo_group(
     ``parent`` names an existing group; an empty string moves the group to the top level.
     """
     from repohost.git.errors import GitError, InvalidName
-    from repohost.git.names import validate_segment
+    from repohost.git.names import validate_group_name, validate_segment
 
     group = _group(ctx, repogroupid)
+    _lock_tree(ctx, group)
     failed = JSONRPCError(f"failed to update repository group `{repogroupid}`")
     if owner is not None:
         owner_user = queries.get_user(ctx.session, owner)
@@ -199,6 +232,8 @@ def update_repo_group(
         validate_segment(last)
     except InvalidName:
         raise failed from None
+    if repos.reserved(last):
+        raise failed
     new_name = f"{new_parent.group_name}/{last}" if new_parent else last
     if new_name != group.group_name:
         if new_parent is not None and (
@@ -206,12 +241,14 @@ def update_repo_group(
             or new_parent.group_name.startswith(group.group_name + "/")
         ):
             raise failed
-        if queries.repo_group_by_name(ctx.session, new_name) or queries.get_repo(
-            ctx.session, new_name
-        ):
+        if _name_taken(ctx, new_name, except_group=group):
             raise failed
         old_name = group.group_name
-        _move_tree(ctx, group, new_name, new_parent)
+        try:
+            validate_group_name(new_name)
+            _move_tree(ctx, group, new_name, new_parent)
+        except InvalidName:  # a path below would become too long
+            raise failed from None
         ctx.session.flush()
         try:
             ctx.store.rename_group(old_name, new_name)
@@ -229,15 +266,30 @@ def update_repo_group(
 def _move_tree(
     ctx: CallContext, group: RepoGroup, new_name: str, new_parent: RepoGroup | None
 ) -> None:
-    """Rename the group's row and every row below it (subgroups and repositories)."""
+    """Rename the group's row and every row below it (subgroups and repositories).
+
+    Raises ``InvalidName`` (before changing anything) when a name below would
+    break the naming rules, e.g. grow longer than a name may be.
+    """
+    from repohost.git.names import validate_group_name, validate_repo_name
+
     old_prefix = group.group_name + "/"
-    for child in _descendants(ctx, group):
-        child.group_name = new_name + "/" + child.group_name[len(old_prefix) :]
-    repositories = ctx.session.scalars(
-        select(Repository).where(Repository.repo_name.startswith(old_prefix, autoescape=True))
+    children = _descendants(ctx, group)
+    repositories = list(
+        ctx.session.scalars(
+            select(Repository).where(Repository.repo_name.startswith(old_prefix, autoescape=True))
+        )
     )
-    for repo in repositories:
-        repo.repo_name = new_name + "/" + repo.repo_name[len(old_prefix) :]
+    renamed_groups = [new_name + "/" + c.group_name[len(old_prefix) :] for c in children]
+    renamed_repos = [new_name + "/" + r.repo_name[len(old_prefix) :] for r in repositories]
+    for name in renamed_groups:
+        validate_group_name(name)
+    for name in renamed_repos:
+        validate_repo_name(name)
+    for child, name in zip(children, renamed_groups, strict=True):
+        child.group_name = name
+    for repo, name in zip(repositories, renamed_repos, strict=True):
+        repo.repo_name = name
     group.group_name = new_name
     group.parent_group = new_parent
 
@@ -251,6 +303,7 @@ def delete_repo_group(ctx: CallContext, repogroupid: int | str) -> dict[str, Any
     from repohost.git.errors import GitError
 
     group = _group(ctx, repogroupid)
+    _lock_tree(ctx, group)
     label = f"ID:{group.group_id} {group.group_name}"
     inside = ctx.session.scalars(
         select(Repository.repo_id)

@@ -1,0 +1,5 @@
+"""Lambda entry point for the archive GET views: a thin adapter to ``repohost.web.archive``."""
+
+from repohost.web.archive import handle_event as handler
+
+__all__ = ["handler"]

@@ -1,0 +1,5 @@
+"""Lambda entry point for the feeds GET views: a thin adapter to ``repohost.web.feeds``."""
+
+from repohost.web.feeds import handle_event as handler
+
+__all__ = ["handler"]

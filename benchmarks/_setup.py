@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

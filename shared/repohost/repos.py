@@ -14,12 +14,31 @@ from sqlalchemy.exc import IntegrityError
 
 from repohost.auth.permissions import at_least, default_level
 from repohost.db import grants, queries
-from repohost.db.models import RepoGroup, Repository, User, UserFollowing
+from repohost.db.models import Job, RepoGroup, Repository, User, UserFollowing
 from repohost.methods._objects import repo_object
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 
 LANDING_TYPES = ("rev", "branch", "tag", "book")
+
+#: View keywords of the key-accessible GET URLs (``/<repo>/raw/...``): a repository
+#: or group segment spelled like one would make those URLs ambiguous.
+RESERVED_SEGMENTS = frozenset(
+    {
+        "raw",
+        "rawfile",
+        "archive",
+        "changeset-diff",
+        "raw-changeset",
+        "changeset-patch",
+        "changeset-download",
+        "feed",
+    }
+)
+
+
+def reserved(full_name: str) -> bool:
+    return any(segment in RESERVED_SEGMENTS for segment in full_name.split("/"))
 
 
 def not_found(repoid: object) -> JSONRPCError:
@@ -57,6 +76,14 @@ def name_taken(ctx: CallContext, full_name: str) -> Repository | None:
     return ctx.session.scalars(
         select(Repository).where(func.lower(Repository.repo_name) == full_name.lower())
     ).first()
+
+
+def group_taken(ctx: CallContext, full_name: str, except_group: RepoGroup | None = None) -> bool:
+    """Whether a repository group has ``full_name``, ignoring case (see ``name_taken``)."""
+    query = select(RepoGroup.group_id).where(func.lower(RepoGroup.group_name) == full_name.lower())
+    if except_group is not None:
+        query = query.where(RepoGroup.group_id != except_group.group_id)
+    return ctx.session.scalars(query.limit(1)).first() is not None
 
 
 def check_create_rights(ctx: CallContext, full_name: str, owner: int | str | None) -> User:
@@ -129,3 +156,52 @@ def remove_directory(ctx: CallContext, name: str) -> None:
     trash = ctx.store.trash_repo(name)
     ctx.on_rollback(lambda: ctx.store.restore_repo(trash, name))
     ctx.after_commit(lambda: ctx.store.remove_trashed(trash))
+
+
+# --- clone URIs, and work handed to the worker (``repohost.jobs``) ----------------------------
+
+#: A fork is copied during the call when the source's ``objects/`` holds at most this
+#: many bytes in at most this many files (an estimate, not measured on EFS: a few
+#: seconds at its burst throughput, well inside API Gateway's 29 s); a bigger one
+#: gets an empty repository that a job fills from the source.
+FORK_SYNC_BYTES = 64 * 1024 * 1024
+FORK_SYNC_FILES = 2000
+
+
+def check_clone_uri(ctx: CallContext, uri: str) -> None:
+    """Refuse a ``clone_uri`` breaking a rule of ``repohost.remotes`` (the error names it)."""
+    from repohost.remotes import RemotePolicy, RemoteRefused, check_clone_uri
+
+    try:
+        check_clone_uri(uri, RemotePolicy.from_settings(ctx.settings))
+    except RemoteRefused as exc:
+        raise JSONRPCError(str(exc)) from None
+
+
+def queue_job(ctx: CallContext, kind: str, repo: Repository, clone_uri: str | None = None) -> Job:
+    """Queue a job for ``repo`` crediting the caller; it is sent once the call commits."""
+    from repohost import jobs
+
+    payload: dict[str, Any] = {"user_id": ctx.caller.user.user_id, "ip": ctx.ip}
+    if clone_uri:
+        payload["clone_uri"] = clone_uri
+    job = jobs.enqueue(ctx.session, kind, repo.repo_id, payload)
+    assert job is not None  # only a repeated deduplication id yields none
+    return job
+
+
+def fork_is_quick(ctx: CallContext, source_name: str) -> bool:
+    """Whether the source is small enough to fork during the call (counting stops early)."""
+    import os
+
+    files_left, bytes_left = FORK_SYNC_FILES, FORK_SYNC_BYTES
+    for folder, _dirs, files in os.walk(ctx.store.path_for(source_name) / "objects"):
+        for name in files:
+            files_left -= 1
+            try:
+                bytes_left -= os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+            if files_left < 0 or bytes_left < 0:
+                return False
+    return True

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
-from sqlalchemy import Select, and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, literal, null, select
+from sqlalchemy.orm import Session, aliased
 
 from repohost.auth.keys import DEFAULT_USER
 from repohost.db.models import (
@@ -198,64 +198,112 @@ class AuthUser:
 
     # --- object permissions -----------------------------------------------------------------
 
+    def _start(self, k: _Kind, default: str | None, owner_id: int | None, private: bool) -> str:
+        """The level before grants: the default user's row, or the owner and private rules."""
+        if self.is_admin:
+            return f"{k.prefix}.admin"
+        if k is REPOS and owner_id == self.user_id:
+            return "repository.admin"
+        if k is REPOS and private:
+            return "repository.none"
+        return default or f"{k.prefix}.none"
+
+    @staticmethod
+    def _default_rows(k: _Kind, query: Select[Any]) -> Select[Any]:
+        """``query`` (from ``k.entity``) plus the default user's permission on each object.
+
+        The default user's id is a subquery, so that it costs no statement of its own
+        (over an alias, never correlated with a ``users`` the query may join).
+        """
+        anonymous = aliased(User)
+        default_user = (
+            select(anonymous.user_id)
+            .where(anonymous.username == DEFAULT_USER)
+            .correlate(None)
+            .scalar_subquery()
+        )
+        return query.outerjoin(
+            k.user_table,
+            and_(k.user_object_col == k.object_id, k.user_table.user_id == default_user),
+        ).outerjoin(Permission, Permission.permission_id == k.user_table.permission_id)
+
+    def _grants(self, k: _Kind, ids: list[int] | None) -> Any:
+        """``(object id, permission)`` of the user's own rows and their active user groups' rows.
+
+        A statement to run with ``self._params(ids)``.
+        """
+        return _grants_statement(k.prefix, ids is not None)
+
+    def _params(self, ids: list[int] | None) -> dict[str, Any]:
+        return {"user_id": self.user_id} | ({} if ids is None else {"ids": ids})
+
+    def _raise(self, current: dict[int, Any], grants: Iterable[Any], index: int) -> None:
+        """Raise each object's level (item ``index`` of its entry) to its grants if higher."""
+        for object_id, permission in grants:
+            entry = current.get(object_id)
+            if entry is not None and weight(permission) > weight(entry[index]):
+                current[object_id] = (*entry[:index], permission, *entry[index + 1 :])
+
     def _levels(self, k: _Kind, object_ids: Iterable[int] | None) -> dict[int, tuple[str, str]]:
-        """``{object id: (object name, permission)}`` for the given objects (None = all)."""
+        """``{object id: (object name, permission)}`` for the given objects (None = all).
+
+        One statement: the objects with the default user's rows, then (for
+        non-admins) the user's and their active user groups' rows.
+        """
         ids = None if object_ids is None else list(object_ids)
-
-        def only(query: Select[Any], column: Any) -> Select[Any]:
-            return query if ids is None else query.where(column.in_(ids))
-
-        extra: list[Any] = []
-        if k is REPOS:
-            extra = [Repository.owner_id, Repository.private]
-        base = only(
-            select(k.object_id, k.object_name, Permission.permission_name, *extra)
-            .select_from(k.entity)
-            .outerjoin(
-                k.user_table,
-                and_(
-                    k.user_object_col == k.object_id,
-                    k.user_table.user_id == self.default_user_id,
-                ),
-            )
-            .outerjoin(Permission, Permission.permission_id == k.user_table.permission_id),
-            k.object_id,
-        )
+        query = _levels_statement(k.prefix, ids is not None, not self.is_admin)
         result: dict[int, tuple[str, str]] = {}
-        for row in self.session.execute(base):
-            object_id, name, permission = row[0], row[1], row[2]
-            if self.is_admin:
-                permission = f"{k.prefix}.admin"
-            elif k is REPOS and row[3] == self.user_id:
-                permission = "repository.admin"
-            elif k is REPOS and row[4]:
-                permission = "repository.none"
-            result[object_id] = (name, permission or f"{k.prefix}.none")
-        if self.is_admin or not result:
-            return result
-        grants = only(
-            select(k.user_object_col, Permission.permission_name)
-            .join(Permission, Permission.permission_id == k.user_table.permission_id)
-            .where(k.user_table.user_id == self.user_id),
-            k.user_object_col,
-        )
-        if self._active_group_ids:
-            group_holder = (
-                k.group_table.user_group_id if k is USER_GROUPS else k.group_table.users_group_id
-            )
-            grants = grants.union_all(
-                only(
-                    select(k.group_object_col, Permission.permission_name)
-                    .join(Permission, Permission.permission_id == k.group_table.permission_id)
-                    .where(group_holder.in_(self._active_group_ids)),
-                    k.group_object_col,
-                )
-            )
-        for object_id, permission in self.session.execute(grants):
-            if object_id in result:
-                name, current = result[object_id]
-                result[object_id] = (name, highest(current, permission) or current)
+        granted = []
+        for object_id, name, permission, owner_id, is_private, is_grant in self.session.execute(
+            query, self._params(ids)
+        ):
+            if is_grant:
+                granted.append((object_id, permission))
+            else:
+                result[object_id] = (name, self._start(k, permission, owner_id, is_private))
+        self._raise(result, granted, 1)
         return result
+
+    @staticmethod
+    def with_default_repo_permission(query: Select[Any]) -> tuple[Select[Any], Any]:
+        """``query`` (from ``Repository``) outer-joined with the default user's rows.
+
+        Returns the query and the column naming the default user's permission,
+        for ``repository_levels`` (which also needs ``owner_id`` and ``private``).
+        """
+        return AuthUser._default_rows(REPOS, query), Permission.permission_name
+
+    def repository_levels(
+        self, rows: Iterable[tuple[int, str | None, int, bool]]
+    ) -> dict[int, str]:
+        """The user's level on each repository of ``rows``.
+
+        ``rows`` are ``(repo_id, default user's permission, owner_id, private)``
+        (see ``with_default_repo_permission``); one more statement reads the
+        user's own and their user groups' rows (none for admins).
+        """
+        levels = {
+            repo_id: (self._start(REPOS, default, owner_id, private),)
+            for repo_id, default, owner_id, private in rows
+        }
+        if not self.is_admin and levels:
+            grants = self.session.execute(self._grants(REPOS, None), self._params(None))
+            self._raise(levels, grants, 0)
+        return {repo_id: level for repo_id, (level,) in levels.items()}
+
+    def repository_level(
+        self, default: str | None, owner_id: int, private: bool, grants: Iterable[str]
+    ) -> str:
+        """``repository_levels`` for one repository whose grants the caller has read.
+
+        ``grants`` are the permissions of the user's own row and of the rows of
+        their active user groups on it; no statement.
+        """
+        level = self._start(REPOS, default, owner_id, private)
+        if not self.is_admin:
+            for permission in grants:
+                level = highest(level, permission) or level
+        return level
 
     def repo_permission(self, repo_id: int) -> str:
         return self._levels(REPOS, [repo_id]).get(repo_id, ("", "repository.none"))[1]
@@ -289,6 +337,62 @@ class AuthUser:
             "repositories_groups": by_name(REPO_GROUPS),
             "user_groups": by_name(USER_GROUPS),
         }
+
+
+# --- the statements, built once (building them costs more than running them) -------------
+
+
+def _kind(prefix: str) -> _Kind:
+    return {k.prefix: k for k in (REPOS, REPO_GROUPS, USER_GROUPS)}[prefix]
+
+
+@cache
+def _grants_statement(prefix: str, some: bool) -> Any:
+    """The user's (``:user_id``) own and active user groups' rows; on ``:ids`` when ``some``."""
+    k = _kind(prefix)
+    own = (
+        select(k.user_object_col, Permission.permission_name)
+        .join(Permission, Permission.permission_id == k.user_table.permission_id)
+        .where(k.user_table.user_id == bindparam("user_id"))
+    )
+    holder = k.group_table.user_group_id if k is USER_GROUPS else k.group_table.users_group_id
+    groups = (
+        select(k.group_object_col, Permission.permission_name)
+        .join(Permission, Permission.permission_id == k.group_table.permission_id)
+        .join(UserGroupMember, UserGroupMember.users_group_id == holder)
+        .join(UserGroup, UserGroup.users_group_id == holder)
+        .where(UserGroupMember.user_id == bindparam("user_id"), UserGroup.users_group_active)
+    )
+    if some:
+        own = own.where(k.user_object_col.in_(bindparam("ids", expanding=True)))
+        groups = groups.where(k.group_object_col.in_(bindparam("ids", expanding=True)))
+    return own.union_all(groups)
+
+
+@cache
+def _levels_statement(prefix: str, some: bool, with_grants: bool) -> Any:
+    """``AuthUser._levels``'s query: objects (``:ids`` when ``some``), then grants if asked."""
+    k = _kind(prefix)
+    repo = k is REPOS
+    owner = Repository.owner_id if repo else null()
+    private = Repository.private if repo else null()
+    base = AuthUser._default_rows(
+        k,
+        select(
+            k.object_id,
+            k.object_name,
+            Permission.permission_name,
+            owner.label("owner_id"),
+            private.label("private"),
+            literal(False).label("grant"),
+        ).select_from(k.entity),
+    )
+    if some:
+        base = base.where(k.object_id.in_(bindparam("ids", expanding=True)))
+    if not with_grants:
+        return base
+    grants = _grants_statement(prefix, some).subquery()
+    return base.union_all(select(grants.c[0], null(), grants.c[1], null(), null(), literal(True)))
 
 
 def default_level(session: Session, prefix: str) -> str:

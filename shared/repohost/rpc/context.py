@@ -85,7 +85,7 @@ class CallContext:
         from repohost.git.locks import repo_write_lock
 
         if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(select(func.pg_advisory_xact_lock(_lock_number(key))))
+            self.session.execute(select(func.pg_advisory_xact_lock(lock_number(key))))
         self._held.enter_context(repo_write_lock(self.store.root, key, timeout=60))
 
     def finish(self, committed: bool) -> None:
@@ -103,7 +103,7 @@ class CallContext:
         self._held.close()
 
 
-def _lock_number(key: int | str) -> int:
+def lock_number(key: int | str) -> int:
     """A stable 63-bit advisory-lock number for a repository key."""
     import hashlib
 

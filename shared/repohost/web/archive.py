@@ -42,7 +42,15 @@ from repohost.git.read import open_repo, resolve_revision
 from repohost.git.storage import RepoStore
 from repohost.http.events import Event, source_ip
 from repohost.web.archive_cache import cache_for
-from repohost.web.serve import NOT_FOUND, Response, View, ViewRequest, header_value, serve, text
+from repohost.web.serve import (
+    NOT_FOUND,
+    Response,
+    View,
+    ViewRequest,
+    etag_matches,
+    serve,
+    text,
+)
 
 #: Part of every cache key and ETag: bump it when the archive bytes change.
 ARCHIVE_VERSION = 1
@@ -76,14 +84,6 @@ def parse_name(fname: str) -> tuple[str, ArchiveType] | None:
     return None
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110's weak comparison, which is what ``If-None-Match`` uses."""
-    if not if_none_match:
-        return False
-    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in tags or etag in tags
-
-
 def _render(request: ViewRequest, ip: str) -> Response:
     if len(request.rest) != 1:
         return NOT_FOUND
@@ -115,7 +115,7 @@ def _archive(
     top = f"{repo.repo_name.rsplit('/', 1)[-1]}-{short_id}"
     filename = f"{repo.repo_name.replace('/', '_')}-{short_id}{archive_type.ext}"
     etag = f'"{commit}-{top}{archive_type.stored_ext}-v{ARCHIVE_VERSION}"'
-    if _matches(header_value(request, "if-none-match"), etag):
+    if etag_matches(request, etag):
         return Response(304, b"", headers={"ETag": etag, **_NO_CACHE})
     key = f"v{ARCHIVE_VERSION}/{repo.repo_id}/{commit}/{top}{archive_type.stored_ext}"
     build = functools.partial(write_archive, git, commit, archive_type.kind, top)

@@ -39,12 +39,19 @@ from repohost.web.files import (
     SANDBOX,
     attachment,
     cache_headers,
-    etag_matches,
     plain_text_type,
     repository_path,
     too_large,
 )
-from repohost.web.serve import NOT_FOUND, Response, View, ViewRequest, serve, text
+from repohost.web.serve import (
+    NOT_FOUND,
+    Response,
+    View,
+    ViewRequest,
+    etag_matches,
+    serve,
+    text,
+)
 
 __all__ = ["VIEWS", "handle_event"]
 

@@ -42,7 +42,14 @@ from repohost.git.errors import EmptyRepository, RepoNotFound
 from repohost.git.read import branches, list_changesets, open_repo, tags
 from repohost.git.storage import RepoStore
 from repohost.http.events import Event, base_url
-from repohost.web.serve import NOT_FOUND, Response, View, ViewRequest, header_value, serve
+from repohost.web.serve import (
+    NOT_FOUND,
+    Response,
+    View,
+    ViewRequest,
+    etag_matches,
+    serve,
+)
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -233,12 +240,6 @@ def _atom(feed: _Feed) -> ET.Element:
     return root
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110's weak comparison, which is what ``If-None-Match`` uses."""
-    tags = [tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")]
-    return "*" in tags or etag in tags
-
-
 def _render(request: ViewRequest, base: str) -> Response:
     if len(request.rest) != 1 or request.rest[0] not in _CONTENT_TYPES:
         return NOT_FOUND
@@ -252,7 +253,7 @@ def _render(request: ViewRequest, base: str) -> Response:
     else:
         body = ET.tostring(_atom(feed), encoding="unicode", xml_declaration=True)
     etag = f'"{hashlib.sha256(body.encode()).hexdigest()[:32]}"'
-    if _matches(header_value(request, "if-none-match"), etag):
+    if etag_matches(request, etag):
         return Response(304, b"", headers={"ETag": etag})
     return Response(200, body, _CONTENT_TYPES[kind], {"ETag": etag})
 

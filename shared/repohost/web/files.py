@@ -51,14 +51,21 @@ from repohost.git.errors import GitError, PathNotFound, ReadError
 from repohost.git.read import open_repo, resolve_revision
 from repohost.git.storage import RepoStore
 from repohost.http.events import Event
-from repohost.web.serve import NOT_FOUND, Response, View, ViewRequest, header_value, serve, text
+from repohost.web.serve import (
+    NOT_FOUND,
+    Response,
+    View,
+    ViewRequest,
+    etag_matches,
+    serve,
+    text,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
     "VIEWS",
     "attachment",
     "cache_headers",
-    "etag_matches",
     "handle_event",
     "plain_text_type",
     "repository_path",
@@ -95,16 +102,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9._+-]+")
 def repository_path(request: ViewRequest) -> Path:
     """The repository's directory (``StorageError`` if its path is unsafe)."""
     return RepoStore(request.settings.repos_root).path_for(request.repo.repo_name)
-
-
-def etag_matches(request: ViewRequest, etag: str) -> bool:
-    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 wants there)."""
-    value = header_value(request, "if-none-match")
-    if value is None:
-        return False
-    if value.strip() == "*":
-        return True
-    return any(tag.strip().removeprefix("W/") == etag for tag in value.split(","))
 
 
 def cache_headers(request: ViewRequest, etag: str) -> dict[str, str]:

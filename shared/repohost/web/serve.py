@@ -205,3 +205,13 @@ def _to_event(answer: Response, method: str, rid: str) -> Event:
 
 def header_value(request: ViewRequest, name: str) -> str | None:
     return header({"headers": request.headers}, name.lower())
+
+
+def etag_matches(request: ViewRequest, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 wants there)."""
+    value = header_value(request, "if-none-match")
+    if value is None:
+        return False
+    if value.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in value.split(","))

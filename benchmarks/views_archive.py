@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import random
 import shutil
@@ -28,44 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _setup import ADMIN_KEY, ROOT, describe, migrated_postgres
+from _setup import ROOT, describe, migrated_postgres, rpc, source_tree
 
 KALLITHEA_CACHED_TGZ_MS = 113.0
 CACHED_TARGET_MS = 20.0
 FIRST_TARGET_RATIO = 1.0
-
-
-def source_tree(files: int, seed: int = 7) -> dict[str, bytes]:
-    """A source-repository-like tree: small text files of a limited vocabulary, a few binaries.
-
-    About 6 MB of text, so the tar.gz (about 2 MB) is served inline as on Lambda.
-    """
-    rng = random.Random(seed)
-    letters = "abcdefghijklmnopqrstuvwxyz_"
-    words = ["".join(rng.choices(letters, k=rng.randint(2, 9))) for _ in range(400)]
-    tree = {}
-    for number in range(files):
-        folder = f"pkg{number % 25}/mod{number % 6}"
-        if number % 60 == 0:  # images and other binaries
-            tree[f"{folder}/asset{number}.bin"] = rng.randbytes(rng.randint(2_000, 40_000))
-            continue
-        lines = rng.choice([15, 40, 80, 150, 300, 600])
-        text = "\n".join(
-            " " * rng.choice([0, 4, 8, 12]) + " ".join(rng.choices(words, k=rng.randint(1, 8)))
-            for _ in range(lines)
-        )
-        tree[f"{folder}/file{number}.py"] = text.encode() + b"\n"
-    return tree
-
-
-def rpc(port: int, method: str, **args: object) -> object:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"id": 1, "api_key": ADMIN_KEY, "method": method, "args": args})
-    connection.request("POST", "/_admin/api", body, {"Content-Type": "application/json"})
-    answer = json.loads(connection.getresponse().read())
-    connection.close()
-    assert answer["error"] is None, answer
-    return answer["result"]
 
 
 def timed_get(connection: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
@@ -130,7 +96,7 @@ def run(port: int, scratch: Path, cache: Path, options: argparse.Namespace) -> N
 
     rpc(port, "create_repo", repo_name="bench")
     repo = get_settings().repos_root / "bench"
-    tree = source_tree(options.files)
+    tree = source_tree(options.files, random.Random(7), line_counts=(15, 40, 80, 150, 300, 600))
     commit = push_commits(repo, [tree])[0]
     subprocess.run(["git", "gc", "-q"], cwd=repo, check=True)  # packed, as a served repo is
     prefix = f"bench-{commit[:12]}"

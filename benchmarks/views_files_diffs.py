@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import random
 import statistics
@@ -37,31 +36,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _setup import ADMIN_KEY, ROOT, describe, migrated_postgres
+from _setup import ADMIN_KEY, ROOT, describe, git, migrated_postgres, rpc, source_tree
 
 RAW_TARGET_RATIO = 0.2
 RAW_TARGET_MS = 10.0
 DIFF_TARGET_RATIO = 1.2
 KALLITHEA_PATCH_MS = 116.0
 GIT_FLAGS = ["--full-index", "--binary", "-M"]
-
-
-def source_tree(files: int, rng: random.Random) -> dict[str, bytes]:
-    """Small text files of a limited vocabulary in nested folders, one binary in sixty."""
-    letters = "abcdefghijklmnopqrstuvwxyz_"
-    words = ["".join(rng.choices(letters, k=rng.randint(2, 9))) for _ in range(400)]
-    tree = {}
-    for number in range(files):
-        folder = f"pkg{number % 25}/mod{number % 6}"
-        if number % 60 == 0:
-            tree[f"{folder}/asset{number}.bin"] = rng.randbytes(rng.randint(2_000, 40_000))
-            continue
-        text = "\n".join(
-            " " * rng.choice([0, 4, 8]) + " ".join(rng.choices(words, k=rng.randint(1, 8)))
-            for _ in range(rng.choice([15, 40, 80, 150, 300]))
-        )
-        tree[f"{folder}/file{number}.py"] = text.encode() + b"\n"
-    return tree
 
 
 def large_text(rng: random.Random, lines: int = 60_000) -> list[str]:
@@ -79,27 +60,6 @@ def commit_all(work: Path, files: dict[str, bytes | None], message: str) -> str:
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", message)
     return git(work, "rev-parse", "HEAD").strip()
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "Bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.com",
-        "GIT_COMMITTER_NAME": "Bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.com",
-    }
-    result = subprocess.run(
-        ["git", "-c", "init.defaultBranch=master", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        check=True,
-    )
-    return result.stdout.decode()
 
 
 def build(bare: Path, work: Path, files: int) -> dict[str, str]:
@@ -133,16 +93,6 @@ def build(bare: Path, work: Path, files: int) -> dict[str, str]:
     git(work, "push", "-q", str(bare), "master")
     git(bare, "gc", "-q")
     return commits
-
-
-def rpc(port: int, method: str, **args: object) -> object:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"id": 1, "api_key": ADMIN_KEY, "method": method, "args": args})
-    connection.request("POST", "/_admin/api", body, {"Content-Type": "application/json"})
-    answer = json.loads(connection.getresponse().read())
-    connection.close()
-    assert answer["error"] is None, answer
-    return answer["result"]
 
 
 def timed_get(connection: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:

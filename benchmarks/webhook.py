@@ -24,7 +24,6 @@ import hmac
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _setup import ADMIN_KEY, ROOT, describe, migrated_postgres
+from _setup import ADMIN_KEY, ROOT, describe, git, migrated_postgres
 
 WARM_UP = 3
 POLL = 0.005
@@ -57,27 +56,6 @@ class Client:
         if status != 200 or answer["error"] is not None:
             raise RuntimeError(f"{method}: {status} {answer}")
         return answer["result"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "Bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.com",
-        "GIT_COMMITTER_NAME": "Bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.com",
-    }
-    done = subprocess.run(
-        ["git", "-c", "init.defaultBranch=master", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        check=True,
-    )
-    return done.stdout.decode().strip()
 
 
 def webhook_headers(secret: str, body: bytes) -> dict[str, str]:

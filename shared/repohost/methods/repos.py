@@ -23,7 +23,7 @@ from sqlalchemy import (
     null,
     select,
 )
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, joinedload
 
 from repohost import repos
 from repohost.auth.permissions import AuthUser, at_least
@@ -188,26 +188,30 @@ def get_repo(
     return answer
 
 
-# --- get_repos: 10,000 repositories in well under 100 ms ----------------------------------------
+# --- get_repos (and get_repo's repository object) without ORM objects ------------------------
 #
-# Both ways below build ``_objects.repo_object``'s objects without ORM objects:
-# on PostgreSQL the database writes them as one JSON text (the pure-Python driver
-# would otherwise spend most of the time decoding 10,000 rows), elsewhere (SQLite
-# under ``make run``) from plain rows. Either way the objects come out "raw" (see
-# ``_finish``) and ``_finish`` completes them, so the answers are the same.
+# Both ways below build ``_objects.repo_object``'s objects from plain data: on
+# PostgreSQL ``get_repos`` has the database write them as one JSON text (the
+# pure-Python driver would otherwise spend most of the time decoding 10,000 rows,
+# and ORM objects cost as much again), elsewhere (SQLite under ``make run``, and
+# ``get_repo``'s single row) from plain rows. Either way the objects come out
+# "raw" and ``_finish`` completes them, so the answers are the same (a test
+# compares both ways, and both with ``repo_object``). The statements are built
+# once (``functools.cache``): building them cost more than running them.
 
 _PLAIN_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?")
 
 
-def _timestamp(text: str | None) -> str | datetime | None:
+def _timestamp(text: str | datetime | None) -> str | datetime | None:
     """A timestamp read as text, in the form the encoder gives a datetime (or a datetime).
 
     Reading timestamps as text and reshaping them is ten times cheaper than
     the driver's parsing; anything not plainly ``YYYY-MM-DD HH:MM:SS[.ffffff]``
     is parsed and left to the encoder, so the output is the same either way.
+    A datetime (or nothing) is left to the encoder as it is.
     """
-    if text is None:
-        return None
+    if not isinstance(text, str):
+        return text
     if _PLAIN_TIMESTAMP.fullmatch(text) is None:
         return datetime.fromisoformat(text)
     micro = int(text[20:26].ljust(6, "0")) if len(text) > 19 else 0
@@ -262,22 +266,24 @@ def _json_statement(with_default: bool) -> Any:
         null().label("locked_date"),
         Repository.changeset_cache.label("last_changeset"),
         Repository.locked.label("_locked"),
-        Repository.owner_id.label("_owner_id"),
     ]
-    if with_default:
+    if with_default:  # what the levels of non-admins are computed from
         query, default = AuthUser.with_default_repo_permission(query)
-        columns.append(default.label("_default"))
+        columns += [Repository.owner_id.label("_owner_id"), default.label("_default")]
     rows = query.add_columns(*columns).subquery("repo")
     objects = func.json_agg(aggregate_order_by(rows.table_valued(), rows.c.repo_name))
     return select(cast(objects, Text))
 
 
-def _raw_repos_from_json(ctx: CallContext) -> tuple[list[dict[str, Any]], dict[int, str]]:
-    """PostgreSQL: the raw objects as one JSON text, and the caller's levels."""
-    text = ctx.session.execute(_json_statement(not ctx.caller.is_admin)).scalar()
+def _raw_repos_from_json(ctx: CallContext) -> tuple[list[dict[str, Any]], dict[int, str] | None]:
+    """PostgreSQL: the raw objects as one JSON text, and the caller's levels (None: admin)."""
+    admin = ctx.caller.is_admin
+    text = ctx.session.execute(_json_statement(not admin)).scalar()
     raw = json.loads(text) if text else []
+    if admin:
+        return raw, None
     levels = ctx.caller.repository_levels(
-        (o["repo_id"], o.pop("_default", None), o.pop("_owner_id"), o["private"]) for o in raw
+        (o["repo_id"], o.pop("_default"), o.pop("_owner_id"), o["private"]) for o in raw
     )
     return raw, levels
 
@@ -296,7 +302,9 @@ def _rows_statement(pick: str | None, with_default: bool) -> Select[Any]:
         Repository.repo_type,
         Repository.clone_uri,
         Repository.private,
-        cast(Repository.created_on, String),
+        # As text for many rows (the driver's parsing is slow); one row: a datetime,
+        # whatever the server's DateStyle.
+        Repository.created_on if pick else cast(Repository.created_on, String),
         Repository.description,
         Repository.landing_rev,
         User.username,
@@ -360,21 +368,24 @@ def _raw_repos_from_rows(
 
 
 def _finish(
-    ctx: CallContext, raw: list[dict[str, Any]], levels: dict[int, str]
+    ctx: CallContext, raw: list[dict[str, Any]], levels: dict[int, str] | None
 ) -> list[dict[str, Any]]:
     """Keep what the caller may read and complete each object as ``repo_object`` would.
 
+    ``levels`` are the caller's levels, None for an admin (admin everywhere).
     Raw objects differ from ``repo_object``'s in three places: ``last_changeset``
     is the stored cache (the date a string, or nothing), ``clone_uri`` is not
     masked, and ``_locked`` holds the lock instead of ``locked_by``/``locked_date``.
     """
-    readable = [o for o in raw if at_least(levels[o["repo_id"]], "read")]
+    readable = raw
+    if levels is not None:
+        readable = [o for o in raw if at_least(levels[o["repo_id"]], "read")]
     locks = _lockers(ctx, [o["_locked"] for o in readable if o["_locked"]])
     for obj in readable:
         locked = obj.pop("_locked")
         if locked:
             obj["locked_by"], obj["locked_date"] = locks[locked]
-        if obj["clone_uri"] and levels[obj["repo_id"]] != "repository.admin":
+        if obj["clone_uri"] and levels is not None and levels[obj["repo_id"]] != "repository.admin":
             obj["clone_uri"] = mask_credentials(obj["clone_uri"])
         cache = obj["last_changeset"]
         if not cache:  # a row nobody has read from disk yet (refresh_changeset_cache)
@@ -396,8 +407,8 @@ def _lockers(ctx: CallContext, locked: list[str]) -> dict[str, tuple[Any, Any]]:
     ids = {int(v.partition(":")[0]) for v in locked if v.partition(":")[0].isdigit()}
     holders = {}
     if ids:
-        query = select(User).where(User.user_id.in_(ids)).options(selectinload(User.extra_emails))
-        holders = {user.user_id: user for user in ctx.session.scalars(query)}
+        query = select(User).where(User.user_id.in_(ids)).options(joinedload(User.extra_emails))
+        holders = {user.user_id: user for user in ctx.session.scalars(query).unique()}
     answer = {}
     for value in locked:
         user_id, _, since = value.partition(":")

@@ -242,12 +242,6 @@ def test_parallel_creates_of_one_name_leave_one_repository(
     assert (repos_root() / "grp" / "same" / "description").read_text() == f"#{winner}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: repos.name_taken compares lower(repo_name) but the unique index is on"
-    " repo_name itself, so creates that pass the check together all insert; needs a unique"
-    " index on lower(repo_name) (migration) or an advisory lock on the lower-cased name",
-)
 def test_parallel_creates_of_names_differing_in_case_leave_one_repository(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,12 +306,6 @@ def test_parallel_renames_to_one_name_leave_one_winner(
     assert answers[["one", "two"].index(loser)]["error"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: methods/repos.py _rename's flush raises IntegrityError when another"
-    " rename to the same name committed first; it is not caught, so the loser gets"
-    " `Internal server error` instead of `failed to update repo `<repoid>``",
-)
 def test_the_rename_that_loses_the_race_gets_the_rename_error(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,15 +356,7 @@ def test_parallel_delete_and_update_of_one_repository(api: Api) -> None:
     "check",
     [
         "consistent",
-        pytest.param(
-            "answer",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="DEFECT: update_repo does not re-read the row after taking the"
-                " repository's lock; its UPDATE matches no row (StaleDataError), so it"
-                " answers `Internal server error`",
-            ),
-        ),
+        "answer",
     ],
 )
 def test_update_that_read_the_row_before_a_delete_committed(
@@ -410,12 +390,6 @@ def test_delete_that_read_the_row_before_an_update_committed(
     assert assert_consistent() == (set(), set())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (data loss): delete_repo locks the repository after reading its row and"
-    " never re-reads it, so it trashes the directory of the OLD name, which now belongs to"
-    " the new repository `a`, and deletes the row of `moved`, whose directory stays",
-)
 def test_delete_that_read_the_row_before_a_rename_and_a_new_repository_of_its_name(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

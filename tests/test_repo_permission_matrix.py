@@ -699,8 +699,6 @@ KNOWN_LEAKS = {
     "get_changesets": "changesets._readable answers `Access denied to repo <repo_name>` (0.7's"
     " wording) even when the caller gave only the id; echo the identifier given instead",
     "get_changeset": "same as get_changesets",
-    "get_user": "AuthUser.permissions_summary lists every repository, `repository.none` ones"
-    " included, so a user's own permissions block names private repositories",
 }
 
 

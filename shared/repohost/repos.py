@@ -53,6 +53,21 @@ def repo_with(ctx: CallContext, repoid: int | str, level: str) -> Repository:
     return repo
 
 
+def locked_repo_with(ctx: CallContext, repoid: int | str, level: str) -> Repository:
+    """``repo_with``, then the repository's write lock, then the row read again.
+
+    A writer that read the row before another one renamed or deleted it must
+    not act on the old name: after the lock it sees the row as it now is, or
+    that it is gone.
+    """
+    repo = repo_with(ctx, repoid, level)
+    ctx.lock_repository(repo.repo_id)
+    fresh = ctx.session.get(Repository, repo.repo_id, populate_existing=True)
+    if fresh is None or not at_least(ctx.caller.repo_permission(fresh.repo_id), level):
+        raise not_found(repoid)
+    return fresh
+
+
 def show_credentials(ctx: CallContext, repo: Repository) -> bool:
     """Only admins and repository admins see a clone URI's password (DECISIONS.md)."""
     return ctx.caller.is_admin or ctx.caller.repo_permission(repo.repo_id) == "repository.admin"

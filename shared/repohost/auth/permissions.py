@@ -326,10 +326,16 @@ class AuthUser:
         return {i: p for i, (_n, p) in self._levels(REPO_GROUPS, ids).items()}
 
     def permissions_summary(self) -> dict[str, Any]:
-        """The ``permissions`` block of ``get_user`` (facts §2.9)."""
+        """The ``permissions`` block of ``get_user`` (facts §2.9).
+
+        Objects the user has no access to (``*.none``) are left out: Kallithea
+        lists them, which names private repositories to anyone who asks for their
+        own permissions.
+        """
 
         def by_name(k: _Kind) -> dict[str, str]:
-            return dict(sorted(self._levels(k, None).values()))
+            levels = self._levels(k, None).values()
+            return dict(sorted((n, p) for n, p in levels if not p.endswith(".none")))
 
         return {
             "global": sorted(self.global_permissions),

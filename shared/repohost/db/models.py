@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -205,6 +206,12 @@ class Repository(Base):
     owner: Mapped[User] = relationship()
     fork: Mapped[Repository | None] = relationship(remote_side=[repo_id])
     group: Mapped[RepoGroup | None] = relationship()
+
+
+# Names differing only in case would collide on case-insensitive clients and file
+# systems: the database refuses them too, whatever races the checks in the methods.
+Index("ix_repositories_repo_name_lower", func.lower(Repository.repo_name), unique=True)
+Index("ix_groups_group_name_lower", func.lower(RepoGroup.group_name), unique=True)
 
 
 class UserFollowing(Base):

@@ -23,6 +23,7 @@ from sqlalchemy import (
     null,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, joinedload
 
 from repohost import repos
@@ -665,8 +666,7 @@ def update_repo(
     enable_downloads: bool | None = None,
 ) -> dict[str, Any]:
     """Change a repository's settings; ``name`` renames it, ``group`` moves it (with its files)."""
-    repo = repos.repo_with(ctx, repoid, "admin")
-    ctx.lock_repository(repo.repo_id)
+    repo = repos.locked_repo_with(ctx, repoid, "admin")
     admin = ctx.caller.is_admin
     failed = JSONRPCError(f"failed to update repo `{repoid}`")
     target_group = repo.group
@@ -744,7 +744,10 @@ def _rename(
         raise failed
     old_name = repo.repo_name
     repo.repo_name, repo.group = new_name, group
-    ctx.session.flush()
+    try:
+        ctx.session.flush()
+    except IntegrityError:  # another call took the name and committed first
+        raise failed from None
     try:
         ctx.store.rename_repo(old_name, new_name)
     except GitError:
@@ -753,15 +756,19 @@ def _rename(
 
 
 def _delete(ctx: CallContext, repo: Repository, forks_mode: str) -> int:
-    """Delete a repository (and, with ``delete``, its forks); return the number of forks."""
+    """Delete a repository (and, with ``delete``, its forks); return the number of forks.
+
+    The caller holds the repository's lock and has read the row after taking it.
+    """
     forks = list(ctx.session.scalars(select(Repository).where(Repository.fork_id == repo.repo_id)))
     for fork in forks:
         if forks_mode == "detach":
             fork.fork = None
         else:
+            ctx.lock_repository(fork.repo_id)
+            ctx.session.refresh(fork)
             _delete(ctx, fork, forks_mode)
     ctx.session.flush()
-    ctx.lock_repository(repo.repo_id)
     name = repo.repo_name
     ctx.journal(f"user_deleted_repo:{name}")
     ctx.session.delete(repo)
@@ -780,7 +787,7 @@ def _delete(ctx: CallContext, repo: Repository, forks_mode: str) -> int:
 )
 def delete_repo(ctx: CallContext, repoid: int | str, forks: str = "") -> dict[str, Any]:
     """Delete a repository; ``forks`` = ``detach`` or ``delete`` when it has forks."""
-    repo = repos.repo_with(ctx, repoid, "admin")
+    repo = repos.locked_repo_with(ctx, repoid, "admin")
     name = repo.repo_name
     has_forks = ctx.session.scalars(
         select(Repository.repo_id).where(Repository.fork_id == repo.repo_id).limit(1)

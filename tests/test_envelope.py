@@ -257,3 +257,30 @@ def test_unencodable_result_rolls_back(api: Api, monkeypatch: pytest.MonkeyPatch
     )
     monkeypatch.undo()
     assert api.error("get_user", userid="ghost") == "user `ghost` does not exist"
+
+
+def test_large_answers_are_gzipped_for_clients_that_accept_it(api: Api) -> None:
+    import gzip
+
+    big = "x" * 200_000
+    body = request(id=1, api_key=ADMIN_KEY, method="test", args={"args": big})
+    reply = api.transport.post(body, {"Accept-Encoding": "gzip"})
+    headers = {k.lower(): v for k, v in reply.headers.items()}
+    assert headers.get("content-encoding") == "gzip"
+    assert json.loads(gzip.decompress(reply.body))["result"] == big
+    plain = api.transport.post(body, {})
+    assert "content-encoding" not in {k.lower() for k in plain.headers}
+    assert plain.envelope["result"] == big
+
+
+def test_answer_too_large_to_send_uncompressed(
+    lambda_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from repohost.http import api as endpoint
+
+    monkeypatch.setattr(endpoint, "PAYLOAD_LIMIT", 100_000)
+    envelope = lambda_api.envelope("test", {"args": "y" * 150_000}, id=9)
+    assert envelope["id"] == 9
+    assert envelope["result"] is None
+    assert envelope["error"].startswith("Response too large (")
+    assert envelope["error"].endswith("bytes): send Accept-Encoding: gzip")

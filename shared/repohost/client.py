@@ -29,6 +29,7 @@ whether it ran.
 from __future__ import annotations
 
 import errno
+import gzip
 import http.client
 import json
 import os
@@ -236,13 +237,23 @@ class KallitheaClient:
             self.endpoint,
             data=body,
             method="POST",
-            headers={**self._headers, "Content-Type": "application/json"},
+            headers={
+                **self._headers,
+                "Content-Type": "application/json",
+                # Big answers (get_repos of thousands) only fit Lambda's 6 MB compressed.
+                "Accept-Encoding": "gzip",
+            },
         )
         with self._open(self._api_opener, request) as response:
             raw = self._read(response)
             status = response.status
             content_type = response.headers.get("Content-Type", "")
             location = response.headers.get("Location", "")
+            if response.headers.get("Content-Encoding", "").lower() == "gzip":
+                try:
+                    raw = gzip.decompress(raw)
+                except (OSError, EOFError):
+                    raise BadResponse(f"a broken gzip answer from {self.endpoint}") from None
         if 300 <= status < 400:
             raise BadResponse(
                 f"HTTP {status} from {self.endpoint}: redirected to {location or '?'}"

@@ -73,6 +73,15 @@ def _parse(request: RpcRequest, max_bytes: int) -> dict[str, Any]:
     return data
 
 
+def too_large(envelope: str) -> str:
+    """The error envelope that replaces an answer too large to send uncompressed."""
+    echo_id = json.loads(envelope)["id"]
+    return _envelope(
+        echo_id,
+        error=f"Response too large ({len(envelope)} bytes): send Accept-Encoding: gzip",
+    )
+
+
 class _EncodingFailed(Exception):
     """Leaves the transaction, rolling it back, when the result is not JSON."""
 

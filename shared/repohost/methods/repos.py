@@ -463,7 +463,7 @@ def get_repo_nodes(
 
 
 def _check_new_repo_fields(
-    repo_name: str, repo_type: str | None, landing_rev: str, failed: JSONRPCError
+    repo_name: str, repo_type: str, landing_rev: str, failed: JSONRPCError
 ) -> str:
     from repohost.git.errors import InvalidName
     from repohost.git.names import validate_repo_name
@@ -474,13 +474,13 @@ def _check_new_repo_fields(
         raise failed from None
     if repos.reserved(repo_name):
         raise failed
-    if repo_type not in (None, "git"):
+    if repo_type != "git":
         raise JSONRPCError(
             f"repository type `{repo_type}` is not supported: repohost hosts git repositories"
         )
     if not repos.valid_landing_rev(landing_rev):
         raise failed
-    return "git"
+    return repo_type
 
 
 @api_method(
@@ -523,7 +523,9 @@ def create_repo(
     if repos.name_taken(ctx, repo_name) is not None or repos.group_taken(ctx, repo_name):
         raise JSONRPCError(f"repo `{repo_name}` already exist")
     failed = JSONRPCError(f"failed to create repository `{repo_name}`")
-    repo_type = _check_new_repo_fields(repo_name, repo_type, landing_rev, failed)
+    repo_type = _check_new_repo_fields(
+        repo_name, repo_type or ctx.settings.default_repo_type, landing_rev, failed
+    )
     if clone_uri:
         repos.check_clone_uri(ctx, clone_uri)
     repo = Repository(

@@ -98,6 +98,8 @@ def fetch_into(
     except (NotGitRepository, OSError) as exc:
         raise FetchError(f"no repository to fetch into: {exc}") from exc
     with target as repo, tempfile.TemporaryFile(prefix="repohost-") as spool:
+        objects = Path(repo.object_store.path)
+        present = _pack_debris(objects)
         try:
             repo.object_store.prune(grace_period=STALE_SECONDS)
             before = _mirrored(repo.get_refs())
@@ -105,7 +107,12 @@ def fetch_into(
             if spool.tell():
                 _check_time(deadline, spool.tell() / INDEX_BYTES_PER_SECOND)
                 spool.seek(0)
-                repo.object_store.add_thin_pack(spool.read, None)
+                try:
+                    repo.object_store.add_thin_pack(spool.read, None)
+                except BaseException:
+                    # E.g. a full disk: take away the pack that could not be completed.
+                    _remove_debris(objects, present)
+                    raise
             wanted = _mirrored(refs)
             if any(sha not in repo.object_store for sha in wanted.values()):
                 raise FetchError("the remote sent no objects for some of its refs")
@@ -148,6 +155,40 @@ def _receive(
         if pool is not None:
             pool.clear()  # close the connections now, not when collected
     return result.refs, result.symrefs
+
+
+def _pack_debris(objects: Path) -> set[str]:
+    """What an interrupted ``add_thin_pack`` can leave: ``tmp_pack_*`` files, index-less
+    packs and ``.lock`` files in ``objects/pack``."""
+    found = set()
+    for folder in (objects, objects / "pack"):
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if folder == objects:
+                debris = name.startswith("tmp_pack_")
+            else:
+                debris = name.endswith(".lock") or (
+                    name.endswith(".pack") and not os.path.exists(folder / (name[:-5] + ".idx"))
+                )
+            if debris:
+                found.add(os.path.join(folder, name))
+    return found
+
+
+def _remove_debris(objects: Path, present: set[str]) -> None:
+    """Remove the debris this fetch made (the caller holds the write lock, so it is ours).
+
+    A pack without its index names no object git would read, and no ref moved
+    to anything in it, so removing it changes nothing the repository shows.
+    """
+    for path in _pack_debris(objects) - present:
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            log.warning("fetch: could not remove %s: %s", os.path.basename(path), exc)
 
 
 def _check_time(deadline: float | None, needed: float = 0.0) -> None:

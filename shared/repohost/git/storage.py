@@ -24,7 +24,11 @@ Public API (``RepoStore(root)``; names are checked by ``repohost.git.names``):
   ``restore_group(trash, name)``, ``restore_gist(trash, access_id)`` ``-> Path``;
   ``delete_repo``, ``delete_group``, ``delete_gist`` do both steps at once
 - ``iter_repositories() -> Iterator[str]``  (rescan)
-- ``purge_trash(*, stale_after=3600) -> int``
+- ``purge_trash(*, stale_after=3600, trash_after=0) -> int``
+- intents (``RepoStore(root, intents=True)``, what ``CallContext`` uses):
+  ``settle_intents()``, ``pending_intents(stale_after)``, ``drop_intent(path)``,
+  and the undo steps recovery takes: ``undo_placement``, ``undo_rename``,
+  ``undo_trash``
 
 Safety rules every method follows:
 
@@ -40,6 +44,14 @@ Safety rules every method follows:
   the caller's per-repository lock and the database's unique names close.
 - Parent groups must exist: ``create_group`` makes one level; a repository is
   never created inside another repository.
+- A process killed between a step and its database commit must not leave the
+  step behind (a directory without a row, a row whose directory sits in the
+  trash). So a store made with ``intents=True`` first writes a note to
+  ``.intents/`` naming the step (the directory's inode number too), then takes
+  it; the caller drops the notes with ``settle_intents()`` once its transaction
+  has ended (and any undo has run). A note still there after a crash is
+  settled by ``repohost.recovery``, which asks the database whether the step's
+  transaction committed and undoes the step if not.
 - Failures raise ``RepoExists``, ``RepoNotFound``, ``GroupExists``, ``GroupNotFound``,
   ``GroupNotEmpty`` or ``StorageError`` (any ``OSError``, e.g. a full disk).
 
@@ -52,6 +64,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import logging
 import os
 import secrets
@@ -82,6 +95,7 @@ from repohost.git.names import (
 __all__ = [
     "DEFAULT_BRANCH",
     "GIST_STORE",
+    "INTENTS_DIR",
     "TMP_DIR",
     "TRASH_DIR",
     "RepoStore",
@@ -92,6 +106,7 @@ log = logging.getLogger(__name__)
 
 TRASH_DIR = ".trash"
 TMP_DIR = ".tmp"
+INTENTS_DIR = ".intents"
 GIST_STORE = ".rc_gist_store"
 DEFAULT_BRANCH = b"master"  # Kallithea's git default branch
 
@@ -266,8 +281,10 @@ def _commit_files(path: Path, files: dict[str, bytes], message: str, author: str
 class RepoStore:
     """All filesystem operations on one repository root. See the module docstring."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, intents: bool = False) -> None:
         self.root = Path(os.path.realpath(root))
+        #: The intent notes this store wrote and has not settled (None: it writes none).
+        self._intents: list[Path] | None = [] if intents else None
 
     # -- paths ---------------------------------------------------------------
 
@@ -326,13 +343,117 @@ class RepoStore:
             if os.path.lexists(path):
                 _remove_tree(path)
 
-    def _to_trash(self, path: Path, missing: StorageError) -> Path:
+    def _to_trash(
+        self, path: Path, missing: StorageError, intent: dict[str, object] | None = None
+    ) -> Path:
         trash_root = self.root / TRASH_DIR
         trash_root.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")
         trash = trash_root / f"{stamp}_{secrets.token_hex(4)}__{path.name}"
+        if intent is not None:
+            self._intend({**intent, "trash": trash.name})
         _place(path, trash, StorageError(f"trash entry {trash.name} exists"), missing)
         return trash
+
+    # -- intents -------------------------------------------------------------------
+
+    def _intend(self, record: dict[str, object]) -> None:
+        """Note the step about to be taken (see the module docstring); OSError on failure."""
+        if self._intents is None:
+            return
+        folder = self.root / INTENTS_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(6)}.json"
+        data = json.dumps(record).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        self._intents.append(path)
+
+    def settle_intents(self) -> None:
+        """The transaction of the noted steps has ended (and any undo has run): drop the notes."""
+        for path in self._intents or ():
+            self.drop_intent(path)
+        if self._intents:
+            self._intents.clear()
+
+    def drop_intent(self, path: Path) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove intent %s: %s", path.name, exc)
+
+    def pending_intents(self, stale_after: float = 0) -> list[tuple[Path, dict[str, object]]]:
+        """Notes older than ``stale_after`` seconds, newest first (the order undo runs in).
+
+        A note that cannot be read is logged and dropped: it was never complete,
+        so its step was never taken.
+        """
+        folder = self.root / INTENTS_DIR
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name, reverse=True)
+        except FileNotFoundError:
+            return []
+        cutoff = time.time() - stale_after
+        found = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                    continue
+                record = json.loads(path.read_bytes())
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                log.warning("dropping unreadable intent %s: %s", path.name, exc)
+                self.drop_intent(path)
+                continue
+            found.append((path, record))
+        return found
+
+    def undo_placement(self, path: Path, inode: int) -> bool:
+        """Move ``path`` (a directory placed by a step that did not commit) to the trash.
+
+        Only when it is still the very directory the step placed (same inode),
+        and for a group only when no repository is below it. True when moved.
+        """
+        if not _same_directory(path, inode):
+            return False
+        inside = _find_repository(path) if not is_bare_repo(path) else None
+        if inside is not None:
+            log.warning("recovery: %s holds repository %s; left alone", path, inside)
+            return False
+        with _translate(f"cannot undo the creation of {path.name!r}"):
+            trash = self._to_trash(path, StorageError(f"{path} vanished"))
+        self.remove_trashed(trash)
+        return True
+
+    def undo_rename(self, old: Path, new: Path, inode: int) -> bool:
+        """Move ``new`` back to ``old`` if it is the directory the step moved and ``old`` free."""
+        if not _same_directory(new, inode) or os.path.lexists(old):
+            return False
+        with _translate(f"cannot undo the move of {old.name!r}"):
+            _place(new, old, StorageError(f"{old} exists"), StorageError(f"{new} vanished"))
+        return True
+
+    def undo_trash(self, trash_name: str, target: Path) -> bool:
+        """Put a trash entry back at ``target`` if it is still there and ``target`` is free."""
+        entry = self._trash_entry(self.root / TRASH_DIR / trash_name)
+        if not _is_real_dir(entry) or os.path.lexists(target):
+            return False
+        self._restore(entry, target, StorageError(f"{target} exists"))
+        return True
 
     # -- repositories ----------------------------------------------------------
 
@@ -344,6 +465,7 @@ class RepoStore:
             raise RepoExists(f"repository {name!r} already exists")
         with _translate(f"cannot create repository {name!r}"), self._staging() as tmp:
             _init_bare(tmp, description)
+            self._intend({"op": "create_repo", "name": name, "inode": os.lstat(tmp).st_ino})
             _place(tmp, target, RepoExists(f"repository {name!r} already exists"), _staging_gone())
         return target
 
@@ -366,6 +488,8 @@ class RepoStore:
             shutil.copytree(source / "objects", tmp / "objects", symlinks=True, dirs_exist_ok=True)
             _write_clone_refs(tmp, refs, head)
             exists = RepoExists(f"repository {target_name!r} already exists")
+            inode = os.lstat(tmp).st_ino
+            self._intend({"op": "create_repo", "name": target_name, "inode": inode})
             _place(tmp, target, exists, _staging_gone())
         return target
 
@@ -377,6 +501,8 @@ class RepoStore:
         self._require_parent(target)
         with _translate(f"cannot rename repository {old!r} to {new!r}"):
             exists = RepoExists(f"repository {new!r} already exists")
+            inode = os.lstat(source).st_ino
+            self._intend({"op": "rename_repo", "old": old, "new": new, "inode": inode})
             _place(source, target, exists, RepoNotFound(f"repository {old!r} not found"))
         return target
 
@@ -389,7 +515,8 @@ class RepoStore:
         path = self.path_for(name)
         self._require_repo(path, name)
         with _translate(f"cannot delete repository {name!r}"):
-            return self._to_trash(path, RepoNotFound(f"repository {name!r} not found"))
+            missing = RepoNotFound(f"repository {name!r} not found")
+            return self._to_trash(path, missing, {"op": "trash_repo", "name": name})
 
     def restore_repo(self, trash: Path, name: str) -> Path:
         """Move a trashed repository back to ``name`` (e.g. on rollback)."""
@@ -409,11 +536,12 @@ class RepoStore:
         """Create one group directory; its parent group must exist."""
         path = self.group_path(name)
         self._require_parent(path)
-        with _translate(f"cannot create group {name!r}"):
-            try:
-                os.mkdir(path)
-            except FileExistsError as exc:
-                raise GroupExists(f"{name!r} already exists") from exc
+        if os.path.lexists(path):
+            raise GroupExists(f"{name!r} already exists")
+        with _translate(f"cannot create group {name!r}"), self._staging() as tmp:
+            os.mkdir(tmp)
+            self._intend({"op": "create_group", "name": name, "inode": os.lstat(tmp).st_ino})
+            _place(tmp, path, GroupExists(f"{name!r} already exists"), _staging_gone())
         return path
 
     def rename_group(self, old: str, new: str) -> Path:
@@ -426,6 +554,8 @@ class RepoStore:
         self._require_parent(target)
         with _translate(f"cannot rename group {old!r} to {new!r}"):
             exists = GroupExists(f"{new!r} already exists")
+            inode = os.lstat(source).st_ino
+            self._intend({"op": "rename_group", "old": old, "new": new, "inode": inode})
             _place(source, target, exists, GroupNotFound(f"repository group {old!r} not found"))
         return target
 
@@ -443,7 +573,8 @@ class RepoStore:
         if inside is not None:
             raise GroupNotEmpty(f"group {name!r} still holds repository {inside!r}")
         with _translate(f"cannot delete group {name!r}"):
-            return self._to_trash(path, GroupNotFound(f"repository group {name!r} not found"))
+            missing = GroupNotFound(f"repository group {name!r} not found")
+            return self._to_trash(path, missing, {"op": "trash_group", "name": name})
 
     def restore_group(self, trash: Path, name: str) -> Path:
         """Move a trashed group back to ``name`` (e.g. on rollback)."""
@@ -510,6 +641,8 @@ class RepoStore:
             path.parent.mkdir(exist_ok=True)
             _init_bare(tmp, "")
             commit_id = _commit_files(tmp, contents, message, author)
+            inode = os.lstat(tmp).st_ino
+            self._intend({"op": "create_gist", "access_id": access_id, "inode": inode})
             _place(tmp, path, RepoExists(f"gist {access_id!r} already exists"), _staging_gone())
         return commit_id
 
@@ -518,7 +651,8 @@ class RepoStore:
         path = self.gist_path(access_id)
         self._require_repo(path, f"gist {access_id}")
         with _translate(f"cannot delete gist {access_id!r}"):
-            return self._to_trash(path, RepoNotFound(f"gist {access_id!r} not found"))
+            missing = RepoNotFound(f"gist {access_id!r} not found")
+            return self._to_trash(path, missing, {"op": "trash_gist", "access_id": access_id})
 
     def restore_gist(self, trash: Path, access_id: str) -> Path:
         """Move a trashed gist back (e.g. on rollback)."""
@@ -564,22 +698,25 @@ class RepoStore:
         if os.path.lexists(entry):
             _remove_tree(entry)
 
-    def purge_trash(self, *, stale_after: float = 3600) -> int:
-        """Remove everything in ``.trash/`` and ``.tmp/`` entries older than ``stale_after`` s.
+    def purge_trash(self, *, stale_after: float = 3600, trash_after: float = 0) -> int:
+        """Remove ``.trash/`` entries older than ``trash_after`` s (by default all of them)
+        and ``.tmp/`` entries older than ``stale_after`` s.
 
         ``.tmp/`` entries younger than that may be creations in progress in
-        another process (a Lambda invocation lasts at most 15 minutes).
+        another process (a Lambda invocation lasts at most 15 minutes); while
+        other processes serve calls, ``trash_after`` must also be that long, as a
+        young trash entry may be a delete whose transaction could still roll back.
         Returns how many entries were removed (or attempted).
         """
         removed = 0
-        cutoff = time.time() - stale_after
-        for area, old_only in ((TRASH_DIR, False), (TMP_DIR, True)):
+        now = time.time()
+        for area, age in ((TRASH_DIR, trash_after), (TMP_DIR, stale_after)):
             try:
                 entries = list(os.scandir(self.root / area))
             except FileNotFoundError:
                 continue
             for entry in entries:
-                if old_only and entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                if age > 0 and _entry_time(entry, area == TRASH_DIR) > now - age:
                     continue
                 _remove_tree(Path(entry.path))
                 removed += 1
@@ -591,6 +728,31 @@ def _utf8(name: str, text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates from JSON escapes
         raise InvalidName(f"gist file {name!r} is not valid Unicode text") from exc
+
+
+def _entry_time(entry: os.DirEntry[str], trashed: bool) -> float:
+    """When a staging directory was last written, or when an entry was moved to the trash.
+
+    A trash entry's own mtime is the repository's last change, however old, so
+    its name's time stamp counts (its ctime for a name without one).
+    """
+    info = entry.stat(follow_symlinks=False)
+    if not trashed:
+        return info.st_mtime
+    try:
+        stamp = datetime.strptime(entry.name[:22], "%Y%m%d_%H%M%S_%f")
+    except ValueError:
+        return info.st_ctime
+    return stamp.replace(tzinfo=UTC).timestamp()
+
+
+def _same_directory(path: Path, inode: int) -> bool:
+    """Whether ``path`` is a real directory with inode number ``inode`` (links not followed)."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_ino == inode
 
 
 def _acceptable(name: str) -> bool:

@@ -56,6 +56,24 @@ def _prepare_directories(settings: Settings) -> None:
     Path(settings.repos_root).mkdir(parents=True, exist_ok=True)
 
 
+def _recover(settings: Settings) -> None:
+    """Finish what a killed run left (``repohost.recovery``); nothing else serves yet."""
+    from repohost import recovery
+
+    outcome = recovery.recover(settings.repos_root, stale_after=0)
+    if outcome.settled or outcome.purged:
+        log.info(
+            "recovery: %d unfinished steps settled (%d undone), %d leftovers purged",
+            outcome.settled,
+            outcome.undone,
+            outcome.purged,
+        )
+    if not settings.job_queue_url:
+        sent = recovery.requeue_jobs()
+        if sent:
+            log.info("recovery: %d unfinished jobs queued again", sent)
+
+
 def _banner(url: str, key: str | None) -> str:
     shown = key or "<an admin API key>"
     call = (
@@ -92,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     _prepare_directories(settings)
     migrate.upgrade()
     bootstrap.ensure_defaults()
+    _recover(settings)
     key = bootstrap.ensure_first_admin(os.environ.get("ADMIN_API_KEY"))
     print(_banner(server.url, key), flush=True)
     server.serve_forever()

@@ -306,6 +306,9 @@ class _Functions:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 makes the kernel drop or reset connections
+    # when many clients connect at once (200 in benchmarks/load.py); API Gateway takes them.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, host: str, port: int, routes: list[Route]) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -58,6 +58,11 @@ def rescan_repos(ctx: CallContext, remove_obsolete: bool = False) -> dict[str, l
     from repohost.jobs.worker import PENDING
 
     try:
+        # First undo what calls killed long ago left half-done, lest it be adopted.
+        from repohost.git.storage import RepoStore
+        from repohost.recovery import reconcile
+
+        reconcile(ctx.session, RepoStore(ctx.store.root))
         on_disk = set(ctx.store.iter_repositories())
         known = {
             name: state

@@ -3,7 +3,9 @@
 It also ties filesystem changes to the database transaction: a method that
 changes a repository directory registers how to undo it (``on_rollback``) or
 what to finish once the rows are committed (``after_commit``), so the
-database and the repository root never disagree about what exists.
+database and the repository root never disagree about what exists. A process
+killed before either runs leaves the store's intent notes behind, which
+``repohost.recovery`` settles (see ``repohost.git.storage``).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class CallContext:
 
         root = self.settings.repos_root
         root.mkdir(parents=True, exist_ok=True)
-        return RepoStore(root)
+        return RepoStore(root, intents=True)
 
     def on_rollback(self, undo: Action) -> None:
         """Run ``undo`` if the call fails after this point (latest first)."""
@@ -91,14 +93,24 @@ class CallContext:
     def finish(self, committed: bool) -> None:
         """Called once by the dispatcher when the transaction is over."""
         actions = self._after_commit if committed else reversed(self._on_rollback)
+        settled = True
         for action in actions:
             try:
                 action()
             except Exception:
+                # After a commit only the trash is left to empty (purge_trash's job too).
+                settled = committed
                 log.exception(
                     "after %s: a filesystem step failed",
                     "commit" if committed else "rollback",
                     extra={"request_id": self.request_id},
+                )
+        if "store" in self.__dict__:
+            if settled:
+                self.store.settle_intents()
+            else:  # an undo failed: the notes stay for repohost.recovery
+                log.warning(
+                    "filesystem steps left for recovery", extra={"request_id": self.request_id}
                 )
         self._held.close()
 

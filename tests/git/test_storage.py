@@ -780,3 +780,28 @@ def test_lock_files_stay_under_the_locks_directory(tmp_path: Path) -> None:
             pass
     assert [p.parent for p in tmp_path.rglob("*.lock")] == [tmp_path / ".locks"] * 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [".locks"]
+
+
+def test_a_repository_taken_between_check_and_rename_is_not_found(
+    store: RepoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window between the existence check and the inode read loses to another rename."""
+    store.create_repo("repo")
+    store.create_group("g")
+    real_require = RepoStore._require_repo
+
+    def require_then_lose(self: RepoStore, path: Path, name: str) -> None:
+        real_require(self, path, name)
+        os.rename(path, self.root / "taken")
+
+    monkeypatch.setattr(RepoStore, "_require_repo", require_then_lose)
+    with pytest.raises(RepoNotFound):
+        store.rename_repo("repo", "new")
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        RepoStore,
+        "_require_group",
+        lambda self, path, name: os.rename(path, self.root / "gone"),
+    )
+    with pytest.raises(GroupNotFound):
+        store.rename_group("g", "h")

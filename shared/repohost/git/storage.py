@@ -209,6 +209,14 @@ def _place(src: Path, dst: Path, exists: StorageError, missing: StorageError) ->
         raise
 
 
+def _inode(path: Path, missing: StorageError) -> int:
+    """The inode of ``path``; ``missing`` if a concurrent rename or delete took it."""
+    try:
+        return os.lstat(path).st_ino
+    except FileNotFoundError as exc:
+        raise missing from exc
+
+
 def _remove_tree(path: Path) -> None:
     """Best effort: whatever cannot be removed now stays in the trash for ``purge_trash``."""
 
@@ -501,9 +509,10 @@ class RepoStore:
         self._require_parent(target)
         with _translate(f"cannot rename repository {old!r} to {new!r}"):
             exists = RepoExists(f"repository {new!r} already exists")
-            inode = os.lstat(source).st_ino
+            missing = RepoNotFound(f"repository {old!r} not found")
+            inode = _inode(source, missing)
             self._intend({"op": "rename_repo", "old": old, "new": new, "inode": inode})
-            _place(source, target, exists, RepoNotFound(f"repository {old!r} not found"))
+            _place(source, target, exists, missing)
         return target
 
     def trash_repo(self, name: str) -> Path:
@@ -554,9 +563,10 @@ class RepoStore:
         self._require_parent(target)
         with _translate(f"cannot rename group {old!r} to {new!r}"):
             exists = GroupExists(f"{new!r} already exists")
-            inode = os.lstat(source).st_ino
+            missing = GroupNotFound(f"repository group {old!r} not found")
+            inode = _inode(source, missing)
             self._intend({"op": "rename_group", "old": old, "new": new, "inode": inode})
-            _place(source, target, exists, GroupNotFound(f"repository group {old!r} not found"))
+            _place(source, target, exists, missing)
         return target
 
     def trash_group(self, name: str) -> Path:

@@ -41,7 +41,6 @@ SEEN = "seen"  # get_repos succeeds and lists the repository
 UNSEEN = "unseen"  # get_repos succeeds and does not list it
 ERRORS = {
     "hidden": f"repository `{REPO}` does not exist",
-    "named": f"Access denied to repo {REPO}",  # 0.7's get_changeset(s) wording
     "denied": "Access was denied to this resource.",
     "nokey": "Invalid API key",
     "nogrp": "repository group `grp` does not exist",
@@ -93,10 +92,10 @@ ug_reader       ok     seen   ok     hidden ok     hidden denied denied hidden h
 ug_writer       ok     seen   ok     hidden ok     hidden denied denied hidden hidden ok     ok
 ug_admin        ok     seen   ok     ok     ok     ok     denied denied ok     ok     ok     ok
 group_admin     ok     seen   ok     ok     ok     ok     denied denied ok     ok     ok     ok
-group_only      hidden unseen hidden hidden hidden hidden denied denied hidden hidden named  named
-explicit_none   hidden unseen hidden hidden hidden hidden denied denied hidden hidden named  named
-inactive_ug     hidden unseen hidden hidden hidden hidden denied denied hidden hidden named  named
-regular         hidden unseen hidden hidden hidden hidden denied denied hidden hidden named  named
+group_only      hidden unseen hidden hidden hidden hidden denied denied hidden hidden hidden hidden
+explicit_none   hidden unseen hidden hidden hidden hidden denied denied hidden hidden hidden hidden
+inactive_ug     hidden unseen hidden hidden hidden hidden denied denied hidden hidden hidden hidden
+regular         hidden unseen hidden hidden hidden hidden denied denied hidden hidden hidden hidden
 anonymous       nokey  nokey  nokey  nokey  nokey  nokey  nokey  nokey  nokey  nokey  nokey  nokey
 """
 # fmt: on
@@ -694,22 +693,7 @@ def leak_world(api: Api) -> dict[str, Any]:
     return {"keys": keys, "SECRET_ID": secret_id, "SECRET_COMMIT": commits[-1]}
 
 
-#: Known leaks, to be fixed outside this file (see each reason); strict, so a fix shows up.
-KNOWN_LEAKS = {
-    "get_changesets": "changesets._readable answers `Access denied to repo <repo_name>` (0.7's"
-    " wording) even when the caller gave only the id; echo the identifier given instead",
-    "get_changeset": "same as get_changesets",
-}
-
-
-def _leak_case(who: str, call: str) -> Any:
-    marks = []
-    if call in KNOWN_LEAKS:
-        marks = [pytest.mark.xfail(reason=KNOWN_LEAKS[call], strict=True)]
-    return pytest.param(who, call, id=f"{who}-{call}", marks=marks)
-
-
-LEAK_CASES = [_leak_case(who, call) for who in SNOOPS for call in LEAK_CALLS]
+LEAK_CASES = [pytest.param(who, call, id=f"{who}-{call}") for who in SNOOPS for call in LEAK_CALLS]
 
 
 @pytest.mark.parametrize(("who", "call"), LEAK_CASES)

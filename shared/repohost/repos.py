@@ -74,12 +74,19 @@ def show_credentials(ctx: CallContext, repo: Repository) -> bool:
 
 
 def result(ctx: CallContext, repo: Repository) -> dict[str, Any]:
-    return repo_object(repo, show_credentials=show_credentials(ctx, repo))
+    answer = repo_object(repo, show_credentials=show_credentials(ctx, repo))
+    if repo.fork is not None and not readable(ctx, repo.fork):
+        answer["fork_of"] = None  # a private origin's name is not shown through its forks
+    return answer
+
+
+def readable(ctx: CallContext, repo: Repository) -> bool:
+    return ctx.caller.is_admin or at_least(ctx.caller.repo_permission(repo.repo_id), "read")
 
 
 def valid_landing_rev(value: str) -> bool:
     kind, sep, name = value.partition(":")
-    return bool(sep) and kind in LANDING_TYPES and bool(name)
+    return bool(sep) and kind in LANDING_TYPES and bool(name) and len(value) <= 255  # the column
 
 
 def name_taken(ctx: CallContext, full_name: str) -> Repository | None:
@@ -110,6 +117,8 @@ def check_create_rights(ctx: CallContext, full_name: str, owner: int | str | Non
             raise JSONRPCError(f"repo group `{group_path}` not found")
         permission = ctx.caller.repo_group_permission(group.group_id)
         if not ctx.caller.is_admin and not at_least(permission, "write"):
+            if not at_least(permission, "read"):  # a group hidden from the caller: as if missing
+                raise JSONRPCError(f"repo group `{group_path}` not found")
             raise JSONRPCError(f"no permission to create repo in {group_path}")
     elif not ctx.caller.has_global("hg.create.repository"):
         raise JSONRPCError("no permission to create top level repo")
@@ -209,8 +218,14 @@ def fork_is_quick(ctx: CallContext, source_name: str) -> bool:
     """Whether the source is small enough to fork during the call (counting stops early)."""
     import os
 
+    from repohost.git.errors import StorageError
+
+    try:
+        objects = ctx.store.path_for(source_name) / "objects"
+    except StorageError:  # an unsafe path: the copy (``clone_local``) refuses it with the reason
+        return True
     files_left, bytes_left = FORK_SYNC_FILES, FORK_SYNC_BYTES
-    for folder, _dirs, files in os.walk(ctx.store.path_for(source_name) / "objects"):
+    for folder, _dirs, files in os.walk(objects):
         for name in files:
             files_left -= 1
             try:

@@ -13,6 +13,9 @@ What the bytes are made of (facts §5.6, with git archive's layout):
 - modes 0644 for files, 0755 for executables and directories; symbolic links
   are symbolic links (tar: link entries; zip: Info-ZIP's Unix mode 0120777 in
   the external attributes, the target as the data);
+- tree entries no git checkout would write (``.``, ``..``, ``.git``, names
+  holding ``/`` or a ``..`` between backslashes, a name repeated in one tree)
+  are left out, so extracting an archive never writes outside its folder;
 - tar is ustar with pax records, laid out as ``git archive`` lays it out: a
   global ``comment=<commit id>`` record first (so ``git get-tar-commit-id``
   reads it), long names split into ustar's prefix or else in a pax record,
@@ -86,9 +89,36 @@ def _sort_key(entry: tuple[bytes, int, bytes]) -> bytes:
     return name + b"/" if mode & _S_IFMT == _S_IFDIR else name
 
 
+def _writable(name: bytes) -> bool:
+    """Whether a tree entry name is one harmless path component wherever it is extracted.
+
+    git itself never writes trees with the other names (``git fsck`` flags them), but
+    one can arrive by a pull from a hostile upstream; in an archive ``..``, ``a/../..``
+    or ``..\\x`` (on Windows) would be written outside the extraction folder, and
+    ``.git`` would plant a repository configuration there.
+    """
+    return (
+        name not in (b"", b".", b"..")
+        and b"/" not in name
+        and b"\0" not in name
+        and b".." not in name.split(b"\\")
+        and name.lower() != b".git"
+    )
+
+
 def _tree(store: BaseObjectStore, sha: bytes) -> Iterator[tuple[bytes, int, bytes]]:
+    """A tree's entries in git's order, without unsafe names and repeated names (the first wins).
+
+    A repeated name could make a symbolic link and a directory of the same path, which
+    an extractor would write through.
+    """
     _, raw = store.get_raw(sha)
-    return iter(sorted(parse_tree(raw, store.object_format.oid_length), key=_sort_key))
+    entries, seen = [], set()
+    for entry in parse_tree(raw, store.object_format.oid_length):
+        if _writable(entry[0]) and entry[0] not in seen:
+            seen.add(entry[0])
+            entries.append(entry)
+    return iter(sorted(entries, key=_sort_key))
 
 
 def _entries(store: BaseObjectStore, tree: bytes) -> Iterator[_Entry]:

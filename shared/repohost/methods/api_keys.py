@@ -17,6 +17,9 @@ from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 _ACCESS = "any user for their own keys; admin for anyone's"
+#: A longer lifetime (in minutes, about 1,900 years) counts as this long: beyond it the
+#: expiry time would not even be a number (``10**400`` minutes overflowed a float).
+MAX_LIFETIME = 10**9
 
 
 def _key_object(key: UserApiKey) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def create_api_key(
     user = require_self_or_admin(ctx, userid)
     if lifetime != -1 and lifetime <= 0:
         raise JSONRPCError("lifetime must be -1 or positive")
-    expires = -1.0 if lifetime == -1 else time.time() + lifetime * 60
+    expires = -1.0 if lifetime == -1 else time.time() + min(lifetime, MAX_LIFETIME) * 60
     row, plain = add_key(ctx.session, user, description=description, expires=expires)
     ctx.journal(f"user_created_api_key:{user.username}")
     return {

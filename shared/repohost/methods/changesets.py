@@ -6,27 +6,24 @@ from datetime import datetime
 from typing import Any
 
 from repohost import repos
-from repohost.auth.permissions import at_least
-from repohost.db import queries
 from repohost.db.models import Repository
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
-ACCESS_DENIED_TO_REPO = "Access denied to repo <repo_name>"
 BAD_DATE = "`<start_date | end_date>` must be a date like 2024-01-31T23:59:59"
 BACKWARDS = "Start revision `<start>` cannot be after end revision `<end>`"
 
 
 def _readable(ctx: CallContext, repoid: int | str) -> Repository:
-    """0.7 names the repository when access is denied (other methods hide it)."""
-    repo = queries.get_repo(ctx.session, repoid)
-    if repo is None:
-        raise repos.not_found(repoid)
-    if not at_least(ctx.caller.repo_permission(repo.repo_id), "read"):
-        raise JSONRPCError(f"Access denied to repo {repo.repo_name}")
-    return repo
+    """The repository, if the caller may read it; otherwise it "does not exist".
+
+    Kallithea 0.7 answers ``Access denied to repo <repo_name>`` here, naming the
+    repository even to a caller who gave only its id; repohost answers as for a
+    missing repository, as every other method does, so a private name never leaks.
+    """
+    return repos.repo_with(ctx, repoid, "read")
 
 
 def _date(name: str, value: str | None) -> datetime | None:
@@ -42,7 +39,6 @@ def _date(name: str, value: str | None) -> datetime | None:
     access="repository.read on the repository",
     errors=(
         "repository `<repoid>` does not exist",
-        ACCESS_DENIED_TO_REPO,
         BAD_DATE,
         "Repository is empty",
         "branch `<branch_name>` does not exist",
@@ -67,7 +63,13 @@ def get_changesets(
     ``max_revisions`` keeps the newest N, still returned oldest first.
     """
     from repohost.git import read
-    from repohost.git.errors import BranchNotFound, EmptyRepository, InvalidRange, RevisionNotFound
+    from repohost.git.errors import (
+        BranchNotFound,
+        EmptyRepository,
+        InvalidRange,
+        RevisionNotFound,
+        StorageError,
+    )
 
     repo = _readable(ctx, repoid)
     since, until = _date("start_date", start_date), _date("end_date", end_date)
@@ -97,6 +99,8 @@ def get_changesets(
         raise JSONRPCError(
             f"Start revision `{start}` cannot be after end revision `{end}`"
         ) from None
+    except StorageError:  # its directory is gone or unsafe: as if it did not exist
+        raise repos.not_found(repoid) from None
 
 
 def _resolves(git_repo: Any, revision: str) -> bool:
@@ -114,7 +118,6 @@ def _resolves(git_repo: Any, revision: str) -> bool:
     access="repository.read on the repository",
     errors=(
         "repository `<repoid>` does not exist",
-        ACCESS_DENIED_TO_REPO,
         "Changeset <raw_id> does not exist",
     ),
 )
@@ -123,7 +126,7 @@ def get_changeset(
 ) -> dict[str, Any]:
     """One changeset with its author split and the files it added, changed and removed."""
     from repohost.git import read
-    from repohost.git.errors import ReadError
+    from repohost.git.errors import ReadError, StorageError
 
     repo = _readable(ctx, repoid)
     try:
@@ -131,6 +134,8 @@ def get_changeset(
             changeset = read.changeset_detail(git_repo, raw_id)
     except ReadError:
         raise JSONRPCError(f"Changeset {raw_id} does not exist") from None
+    except StorageError:  # its directory is gone or unsafe: as if it did not exist
+        raise repos.not_found(repoid) from None
     if with_reviews:
         changeset["reviews"] = []  # repohost has no review statuses (no pull requests)
     return changeset

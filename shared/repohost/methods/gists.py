@@ -17,6 +17,8 @@ from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 GIST_TYPES = ("public", "private")
+#: A longer lifetime (in minutes, about 1,900 years) counts as this long (as API keys').
+MAX_LIFETIME = 10**9
 
 
 def _owned(ctx: CallContext, gistid: int | str) -> Gist:
@@ -89,7 +91,7 @@ def create_gist(
         gist_description=description,
         owner=owner_user,
         gist_type=gist_type,
-        gist_expires=-1 if lifetime == -1 else time.time() + lifetime * 60,
+        gist_expires=-1 if lifetime == -1 else time.time() + min(lifetime, MAX_LIFETIME) * 60,
     )
     ctx.session.add(gist)
     ctx.session.flush()

@@ -180,9 +180,13 @@ def get_repo(
     answer |= {"members": members, "followers": followers}
     if with_revision_names:
         from repohost.git import read
+        from repohost.git.errors import StorageError
 
-        with read.open_repo(ctx.store.path_for(answer["repo_name"])) as git_repo:
-            answer |= {"tags": read.tags(git_repo), "branches": read.branches(git_repo)}
+        try:
+            with read.open_repo(ctx.store.path_for(answer["repo_name"])) as git_repo:
+                answer |= {"tags": read.tags(git_repo), "branches": read.branches(git_repo)}
+        except StorageError:  # its directory is gone or unsafe: as if it did not exist
+            raise repos.not_found(repoid) from None
         answer["bookmarks"] = {}
     if with_pullrequests:
         answer["pull_requests"] = []
@@ -260,6 +264,7 @@ def _json_statement(with_default: bool) -> Any:
         ).label("landing_rev"),
         User.username.label("owner"),
         fork.repo_name.label("fork_of"),
+        fork.repo_id.label("_fork_id"),
         Repository.enable_statistics.label("enable_statistics"),
         Repository.enable_downloads.label("enable_downloads"),
         Repository.enable_locking.label("enable_locking"),
@@ -310,6 +315,7 @@ def _rows_statement(pick: str | None, with_default: bool) -> Select[Any]:
         Repository.landing_rev,
         User.username,
         fork.repo_name,
+        fork.repo_id,
         Repository.enable_statistics,
         Repository.enable_downloads,
         Repository.enable_locking,
@@ -341,8 +347,8 @@ def _raw_repos_from_rows(
     rows = ctx.session.execute(query, params).all()
     raw = []
     for row in rows:
-        (repo_id, name, repo_type, clone_uri, private, created_on, description, landing_rev,
-         owner, fork_of, statistics, downloads, locking, locked, changeset, *_) = row  # fmt: skip
+        (repo_id, name, repo_type, clone_uri, private, created_on, description, landing_rev, owner,
+         fork_of, fork_id, statistics, downloads, locking, locked, changeset, *_) = row  # fmt: skip
         landing_type, _, landing_name = landing_rev.partition(":")
         raw.append(
             {
@@ -356,6 +362,7 @@ def _raw_repos_from_rows(
                 "landing_rev": [landing_type, landing_name],
                 "owner": owner,
                 "fork_of": fork_of,
+                "_fork_id": fork_id,
                 "enable_statistics": statistics,
                 "enable_downloads": downloads,
                 "enable_locking": locking,
@@ -365,7 +372,7 @@ def _raw_repos_from_rows(
                 "_locked": locked,
             }
         )
-    return raw, [(r[0], r[16] if len(r) > 16 else None, r[15], r[4]) for r in rows]
+    return raw, [(r[0], r[17] if len(r) > 17 else None, r[16], r[4]) for r in rows]
 
 
 def _finish(
@@ -374,15 +381,21 @@ def _finish(
     """Keep what the caller may read and complete each object as ``repo_object`` would.
 
     ``levels`` are the caller's levels, None for an admin (admin everywhere).
-    Raw objects differ from ``repo_object``'s in three places: ``last_changeset``
+    Raw objects differ from ``repo_object``'s in four places: ``last_changeset``
     is the stored cache (the date a string, or nothing), ``clone_uri`` is not
-    masked, and ``_locked`` holds the lock instead of ``locked_by``/``locked_date``.
+    masked, ``_locked`` holds the lock instead of ``locked_by``/``locked_date``,
+    and ``_fork_id`` says whose name ``fork_of`` shows (hidden unless readable).
     """
     readable = raw
     if levels is not None:
         readable = [o for o in raw if at_least(levels[o["repo_id"]], "read")]
     locks = _lockers(ctx, [o["_locked"] for o in readable if o["_locked"]])
     for obj in readable:
+        fork_id = obj.pop("_fork_id")
+        if fork_id is not None and levels is not None:
+            origin = levels.get(fork_id) or ctx.caller.repo_permission(fork_id)
+            if not at_least(origin, "read"):
+                obj["fork_of"] = None  # a private origin's name is not shown through its forks
         locked = obj.pop("_locked")
         if locked:
             obj["locked_by"], obj["locked_date"] = locks[locked]
@@ -677,6 +690,8 @@ def update_repo(
         if target_group is None:
             raise JSONRPCError(f"repository group `{group}` does not exist")
         level = ctx.caller.repo_group_permission(target_group.group_id)
+        if not admin and not at_least(level, "read"):  # hidden from the caller: as if missing
+            raise JSONRPCError(f"repository group `{group}` does not exist")
         if not admin and not at_least(level, "write"):
             raise JSONRPCError(
                 f"no permission to create (or move) repo in {target_group.group_name}"

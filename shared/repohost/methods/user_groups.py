@@ -10,14 +10,13 @@ from sqlalchemy.orm import joinedload, selectinload
 from repohost.auth.keys import DEFAULT_USER
 from repohost.auth.names import valid_user_group_name
 from repohost.auth.permissions import at_least, default_level
-from repohost.db import queries
+from repohost.db import grants, queries
 from repohost.db.models import (
     Repository,
     User,
     UserGroup,
     UserGroupMember,
     UserGroupRepoToPerm,
-    UserUserGroupToPerm,
 )
 from repohost.methods._objects import user_group_object
 from repohost.rpc.context import CallContext
@@ -43,9 +42,13 @@ def _owner(ctx: CallContext, owner: int | str | None) -> User:
 
 
 def _grant_on_group(ctx: CallContext, group: UserGroup, user: User, permission: str) -> None:
-    perm = queries.get_permission(ctx.session, permission)
-    ctx.session.add(
-        UserUserGroupToPerm(user=user, permission=perm, user_group_id=group.users_group_id)
+    """Give ``user`` a level on the group, replacing the row they had (one row per user).
+
+    The owner may be the anonymous ``default`` user, whose default-level row is then
+    replaced by the owner's ``usergroup.admin`` (Kallithea keeps both; the highest wins).
+    """
+    grants.grant(
+        ctx.session, grants.USER_ON_USER_GROUP, user.user_id, group.users_group_id, permission
     )
 
 
@@ -158,20 +161,29 @@ def update_user_group(
     access="admin, or usergroup.admin on the group",
     errors=(
         "user group `<usergroupid>` does not exist",
-        "User Group assigned to <repo_name>, ...",
+        "User Group assigned to <repo_name>, ... [, <n> other repositories]",
     ),
 )
 def delete_user_group(ctx: CallContext, usergroupid: int | str) -> dict[str, Any]:
     """Delete a user group that holds no permission on any repository."""
     group = group_with(ctx, usergroupid, "admin")
-    assigned = ctx.session.scalars(
-        select(Repository.repo_name)
+    assigned = ctx.session.execute(
+        select(Repository.repo_id, Repository.repo_name)
         .join(UserGroupRepoToPerm, UserGroupRepoToPerm.repository_id == Repository.repo_id)
         .where(UserGroupRepoToPerm.users_group_id == group.users_group_id)
         .order_by(Repository.repo_name)
     ).all()
     if assigned:
-        raise JSONRPCError("User Group assigned to " + ", ".join(assigned))
+        # Only the repositories the caller may read are named (a group admin need not
+        # be able to read what the group was granted); the others are counted.
+        levels = (
+            None if ctx.caller.is_admin else ctx.caller.repo_permissions(i for i, _ in assigned)
+        )
+        shown = [n for i, n in assigned if levels is None or at_least(levels.get(i, ""), "read")]
+        hidden = len(assigned) - len(shown)
+        if hidden:
+            shown.append(f"{hidden} other {'repository' if hidden == 1 else 'repositories'}")
+        raise JSONRPCError("User Group assigned to " + ", ".join(shown))
     message = f"ID:{group.users_group_id} {group.users_group_name}"
     ctx.session.delete(group)
     ctx.session.flush()

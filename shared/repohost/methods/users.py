@@ -19,6 +19,12 @@ from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 NOT_SAME_USER = "userid is not the same as your user"
+#: The longest first name, last name, extern type or extern name (the columns).
+MAX_FIELD = 255
+
+
+def _fields_fit(*values: str | None) -> bool:
+    return all(value is None or len(value) <= MAX_FIELD for value in values)
 
 
 def require_self_or_admin(ctx: CallContext, userid: int | str | None) -> User:
@@ -86,6 +92,8 @@ def create_user(
         raise JSONRPCError(f"email `{email}` already exist")
     if not valid_username(username) or not valid_email(email):
         raise JSONRPCError(f"failed to create user `{username}`")
+    if not _fields_fit(firstname, lastname, extern_type, extern_name):
+        raise JSONRPCError(f"failed to create user `{username}`")
     user = User(
         username=username,
         email=email,
@@ -132,6 +140,8 @@ def update_user(
     if user.username == DEFAULT_USER:
         raise JSONRPCError("editing default user is forbidden")
     failed = JSONRPCError(f"failed to update user `{userid}`")
+    if not _fields_fit(firstname, lastname, extern_type, extern_name):
+        raise failed
     if username is not None and username != user.username:
         if not valid_username(username) or queries.user_by_name(ctx.session, username):
             raise failed

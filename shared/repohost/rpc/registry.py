@@ -209,7 +209,8 @@ def bind_arguments(method: Method, args: dict[str, Any]) -> dict[str, Any]:
 
     Order and wording of the errors follow Kallithea 0.7: the last-declared
     missing required argument is named first, then unknown keys, then (a
-    repohost addition) values of the wrong type. Explicit ``null`` means
+    repohost addition) values of the wrong type, then strings holding NUL (which
+    PostgreSQL cannot store, so no name could match). Explicit ``null`` means
     "not given" for optional arguments; for a required one it is a wrong type.
     """
     for param in reversed(method.params):
@@ -234,4 +235,11 @@ def bind_arguments(method: Method, args: dict[str, Any]) -> dict[str, Any]:
                 f"Incorrect type of `{param.name}` arg in JSON DATA:"
                 f" expected {_type_name(param.annotation)}"
             ) from None
+        text = bound[param.name]
+        if isinstance(text, str) and "\x00" in text and param.annotation is not Any:
+            # No name, id or text stored anywhere may hold one (PostgreSQL cannot store it).
+            raise JSONRPCError(
+                f"Incorrect value of `{param.name}` arg in JSON DATA:"
+                " NUL characters are not allowed"
+            )
     return bound

@@ -37,7 +37,7 @@ from dulwich.repo import Repo
 
 from repohost.db.models import JournalEntry
 from repohost.git.archive import write_archive
-from repohost.git.errors import EmptyRepository, RepoNotFound, RevisionNotFound
+from repohost.git.errors import EmptyRepository, RevisionNotFound, StorageError
 from repohost.git.read import open_repo, resolve_revision
 from repohost.git.storage import RepoStore
 from repohost.http.events import Event, source_ip
@@ -99,7 +99,7 @@ def _render(request: ViewRequest, ip: str) -> Response:
             if parsed is None:
                 return text(404, "Unknown archive type")
             return _archive(request, git, commit, parsed[1], ip)
-    except RepoNotFound:
+    except StorageError:  # the directory is gone or unsafe: as if the repository did not exist
         return NOT_FOUND
     except EmptyRepository:
         return text(404, "Empty repository")

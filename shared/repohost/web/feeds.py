@@ -38,7 +38,7 @@ from typing import Any
 
 from dulwich.repo import Repo
 
-from repohost.git.errors import EmptyRepository, RepoNotFound
+from repohost.git.errors import EmptyRepository, StorageError
 from repohost.git.read import branches, list_changesets, open_repo, tags
 from repohost.git.storage import RepoStore
 from repohost.http.events import Event, base_url
@@ -246,7 +246,7 @@ def _render(request: ViewRequest, base: str) -> Response:
     kind = request.rest[0]
     try:
         feed = _feed(request, base, kind)
-    except RepoNotFound:
+    except StorageError:  # the directory is gone or unsafe: as if the repository did not exist
         return NOT_FOUND
     if kind == "rss":
         body = ET.tostring(_rss(feed), encoding="unicode", xml_declaration=True)

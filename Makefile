@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The deep fuzz run: 1,900 generated calls for each of the 53 methods (100,700), plus
-# 38,000 generated envelopes; about half an hour. `make test` runs 15 per method.
+# 38,000 generated envelopes; about 25 minutes. `make test` runs 15 per method.
 fuzz: $(STAMP)
 	REPOHOST_FUZZ_EXAMPLES=$${REPOHOST_FUZZ_EXAMPLES:-1900} $(BIN)/python -m pytest \
 		tests/test_bad_input.py -k fuzzed -p no:cacheprovider -q

@@ -54,7 +54,7 @@ def get_gists(ctx: CallContext, userid: int | str | None = None) -> list[dict[st
 
 
 @api_method(
-    access="any user (only admins may name another owner)",
+    access="any user (only admins may give `owner`)",
     errors=(
         "Only Kallithea admin can specify `owner` param",
         "user `<owner>` does not exist",

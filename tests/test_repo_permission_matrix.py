@@ -1250,7 +1250,11 @@ def test_get_repo_and_get_repos_answer_what_the_orm_objects_say(lambda_api: Api,
 
 @pytest.mark.parametrize("who", ["admin", "reader", "stranger"])
 def test_both_ways_of_building_get_repos_agree(lambda_api: Api, db: str, who: str) -> None:
-    """PostgreSQL's JSON way and the plain-rows way (SQLite's) give the same bytes."""
+    """PostgreSQL's JSON way and the plain-rows way (SQLite's) give the same objects.
+
+    ``_encoded_repos`` places most objects as the database wrote them (no spaces,
+    no ``\\u`` escapes): the same JSON, not the same bytes.
+    """
     if not db.startswith("postgresql"):
         pytest.skip("the JSON way is PostgreSQL's")
     from repohost.auth.permissions import AuthUser
@@ -1266,9 +1270,11 @@ def test_both_ways_of_building_get_repos_agree(lambda_api: Api, db: str, who: st
         user = queries.get_user(session, who)
         ctx = CallContext(session, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
         by_json = methods._finish(ctx, *methods._raw_repos_from_json(ctx))
+        encoded = methods._encoded_repos(ctx)  # what get_repos answers on PostgreSQL
         raw, inputs = methods._raw_repos_from_rows(ctx)
         by_rows = methods._finish(ctx, raw, ctx.caller.repository_levels(inputs))
     assert by_json and dumps(by_json) == dumps(by_rows)
+    assert json.loads(encoded) == json.loads(dumps(by_rows))
 
 
 @pytest.mark.parametrize("who", ["admin", "reader"])

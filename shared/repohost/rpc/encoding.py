@@ -23,6 +23,15 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+class EncodedJSON(str):
+    """A result already encoded as JSON text, which the envelope takes as it is.
+
+    For answers too big to decode and encode again (``get_repos`` on PostgreSQL,
+    whose database writes the objects). Its layout differs from ``dumps``' (no
+    spaces, characters beyond ASCII as they are), which no JSON reader sees.
+    """
+
+
 def dumps(value: Any) -> str:
     """Encode to ASCII-only JSON (non-ASCII escaped as ``\\uXXXX``, as Python's default)."""
     return json.dumps(value, default=_default, ensure_ascii=True, separators=(", ", ": "))

@@ -1152,7 +1152,7 @@ def odd_repositories(api: Api) -> dict[str, str]:
     )
     api.call("create_repo", repo_name="mirror", clone_uri=None)
     api.call("update_repo", repoid="mirror", clone_uri="https://nopassword@example.com/m.git")
-    for name in ("locked", "zoned", "fraction", "tiny", "empty-cache", "null-cache"):
+    for name in ("locked", "zoned", "decoy", "fraction", "tiny", "empty-cache", "null-cache"):
         api.call("create_repo", repo_name=name)
     owner_id = api.call("get_user", userid="owner")["user_id"]
     changes: dict[str, dict[str, object]] = {
@@ -1160,6 +1160,14 @@ def odd_repositories(api: Api) -> dict[str, str]:
         "zoned": {
             "created_on": datetime(2024, 1, 2, 3, 4, 5, 123456),
             "changeset_cache": {**EMPTY_CACHE, "date": "2024-04-30T10:11:12+02:00"},
+        },
+        # A message that spells a plain date key, before a date that is not plain.
+        "decoy": {
+            "changeset_cache": {
+                **EMPTY_CACHE,
+                "message": 'x", "date": "2020-01-01T00:00:00", "y": "',
+                "date": "2024-04-30T10:11:12+02:00",
+            }
         },
         "fraction": {
             "created_on": datetime(2024, 1, 2, 3, 4, 5, 120000),
@@ -1244,7 +1252,7 @@ def test_get_repo_and_get_repos_answer_what_the_orm_objects_say(lambda_api: Api,
         assert caller.call("get_repo", repoid=obj["repo_name"]) == reference
         del reference["members"], reference["followers"]
         assert obj == reference
-    counts = {"admin": 11, "owner": 10, "reader": 11, "stranger": 9}  # see odd_repositories
+    counts = {"admin": 12, "owner": 11, "reader": 12, "stranger": 10}  # see odd_repositories
     assert len(listed) == counts[who]
 
 

@@ -202,10 +202,8 @@ class AuthUser:
         """The level before grants: the default user's row, or the owner and private rules."""
         if self.is_admin:
             return f"{k.prefix}.admin"
-        if k is REPOS and owner_id == self.user_id:
-            return "repository.admin"
-        if k is REPOS and private:
-            return "repository.none"
+        if k is REPOS:
+            return _repository_start(self.user_id, default, owner_id, private)
         return default or f"{k.prefix}.none"
 
     @staticmethod
@@ -237,12 +235,13 @@ class AuthUser:
     def _params(self, ids: list[int] | None) -> dict[str, Any]:
         return {"user_id": self.user_id} | ({} if ids is None else {"ids": ids})
 
-    def _raise(self, current: dict[int, Any], grants: Iterable[Any], index: int) -> None:
-        """Raise each object's level (item ``index`` of its entry) to its grants if higher."""
+    @staticmethod
+    def _raise(levels: dict[int, str], grants: Iterable[Any]) -> None:
+        """Raise each object's level to its grants where they are higher (highest wins)."""
         for object_id, permission in grants:
-            entry = current.get(object_id)
-            if entry is not None and weight(permission) > weight(entry[index]):
-                current[object_id] = (*entry[:index], permission, *entry[index + 1 :])
+            level = levels.get(object_id)
+            if level is not None and weight(permission) > weight(level):
+                levels[object_id] = permission
 
     def _levels(self, k: _Kind, object_ids: Iterable[int] | None) -> dict[int, tuple[str, str]]:
         """``{object id: (object name, permission)}`` for the given objects (None = all).
@@ -252,7 +251,8 @@ class AuthUser:
         """
         ids = None if object_ids is None else list(object_ids)
         query = _levels_statement(k.prefix, ids is not None, not self.is_admin)
-        result: dict[int, tuple[str, str]] = {}
+        names: dict[int, str] = {}
+        levels: dict[int, str] = {}
         granted = []
         for object_id, name, permission, owner_id, is_private, is_grant in self.session.execute(
             query, self._params(ids)
@@ -260,9 +260,10 @@ class AuthUser:
             if is_grant:
                 granted.append((object_id, permission))
             else:
-                result[object_id] = (name, self._start(k, permission, owner_id, is_private))
-        self._raise(result, granted, 1)
-        return result
+                names[object_id] = name
+                levels[object_id] = self._start(k, permission, owner_id, is_private)
+        self._raise(levels, granted)
+        return {object_id: (names[object_id], level) for object_id, level in levels.items()}
 
     @staticmethod
     def with_default_repo_permission(query: Select[Any]) -> tuple[Select[Any], Any]:
@@ -282,14 +283,16 @@ class AuthUser:
         (see ``with_default_repo_permission``); one more statement reads the
         user's own and their user groups' rows (none for admins).
         """
+        if self.is_admin:
+            return {row[0]: "repository.admin" for row in rows}
+        user_id = self.user_id  # (this runs for every repository of get_repos: kept lean)
         levels = {
-            repo_id: (self._start(REPOS, default, owner_id, private),)
+            repo_id: _repository_start(user_id, default, owner_id, private)
             for repo_id, default, owner_id, private in rows
         }
-        if not self.is_admin and levels:
-            grants = self.session.execute(self._grants(REPOS, None), self._params(None))
-            self._raise(levels, grants, 0)
-        return {repo_id: level for repo_id, (level,) in levels.items()}
+        if levels:
+            self._raise(levels, self.session.execute(self._grants(REPOS, None), self._params(None)))
+        return levels
 
     def repository_level(
         self, default: str | None, owner_id: int, private: bool, grants: Iterable[str]
@@ -413,6 +416,17 @@ def default_level(session: Session, prefix: str) -> str:
     for name in names:
         best = highest(best, name)
     return best or f"{prefix}.read"
+
+
+def _repository_start(
+    user_id: int, default: str | None, owner_id: int | None, private: bool
+) -> str:
+    """A non-admin's level on a repository before grants (``AuthUser._start``)."""
+    if owner_id == user_id:
+        return "repository.admin"
+    if private:
+        return "repository.none"
+    return default or "repository.none"
 
 
 def at_least(permission: str, level: str) -> bool:

@@ -240,8 +240,9 @@ def _repository_query() -> tuple[Select[Any], Any]:
     return query, fork
 
 
-#: A ``last_changeset`` date the encoder would write as it is (else ``_complete`` redoes it).
-_PLAIN_DATE_SQL = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"
+#: A ``last_changeset`` whose stored JSON text holds this has a date the encoder would
+#: write as it is (``YYYY-MM-DDTHH:MM:SS``); any other goes through ``_complete``.
+_PLAIN_DATE_LIKE = '%"date": "____-__-__T__:__:__"%'
 
 
 @cache
@@ -296,11 +297,13 @@ def _json_statement(with_default: bool) -> Any:
     public = ", ".join(f"repo.{c.name}" for c in rows.c if not c.name.startswith("_"))
     # Column names of this statement only, nothing from a caller.
     obj = literal_column(f"row_to_json((SELECT o FROM (SELECT {public}) AS o))::text")  # noqa: S608
-    date = rows.c.last_changeset.op("->>")("date")
-    needs_python = or_(
-        rows.c._locked.is_not(None),
-        func.coalesce(date.op("~")(_PLAIN_DATE_SQL), False).is_(False),
-    )
+    # The stored JSON text (the column keeps what repohost wrote: ``json.dumps`` of
+    # ``isoformat()``) is matched rather than parsed: ``->>`` or a regular
+    # expression cost 20 ms over 10,000 rows, LIKE 5 ms. ``"date": "`` outside a
+    # string can only be the key (inside one its quotes would be escaped); any
+    # other layout just sends the object through ``_complete``.
+    plain = cast(rows.c.last_changeset, Text).like(_PLAIN_DATE_LIKE)
+    needs_python = or_(rows.c._locked.is_not(None), func.coalesce(plain, False).is_(False))
     facts = func.json_build_array(
         rows.c.repo_id,
         rows.c.private,
@@ -335,7 +338,10 @@ def _encoded_repos(ctx: CallContext) -> EncodedJSON:
     levels = None
     if not ctx.caller.is_admin:
         levels = ctx.caller.repository_levels((f[0], f[3], f[2], f[1]) for f in facts)
-    kept = [i for i, f in enumerate(facts) if levels is None or at_least(levels[f[0]], "read")]
+    kept = list(range(len(facts)))
+    if levels is not None:  # (a handful of distinct levels: each is weighed once)
+        reads = {level: at_least(level, "read") for level in set(levels.values())}
+        kept = [i for i in kept if reads[levels[facts[i][0]]]]
     locks = _lockers(ctx, [facts[i][7] for i in kept if facts[i][7]])
     for i in kept:
         repo_id, _private, _owner, _default, fork_id, needs_python, has_clone, locked = facts[i]

@@ -29,6 +29,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, repos_root
 from tests.support.api import Api, LambdaTransport
+from tests.support.matrix import parse_table
 from tests.test_repo_permission_matrix import REFUSED_IP, assert_untouched, method_of, restored
 
 WORLD = "gists"
@@ -84,17 +85,11 @@ ip_refused      noip    noip    noip    noip    noip    noip    noip    noip
 # fmt: on
 
 
-def parse(table: str) -> dict[str, dict[str, str]]:
-    rows = {}
-    for line in table.strip().splitlines():
-        role, *cells = line.split()
-        assert len(cells) == len(GIST_METHODS), line
-        assert all(c in (OK, SEEN, UNSEEN, *ERRORS) for c in cells), line
-        rows[role] = dict(zip(GIST_METHODS, cells, strict=True))
-    return rows
-
-
-EXPECTED = {"public": parse(PUBLIC), "private": parse(PRIVATE)}
+CODES = (OK, SEEN, UNSEEN, *ERRORS)
+EXPECTED = {
+    "public": parse_table(PUBLIC, GIST_METHODS, CODES),
+    "private": parse_table(PRIVATE, GIST_METHODS, CODES),
+}
 ROLES = tuple(EXPECTED["public"])
 
 FILES = {"new.txt": {"content": "new\n", "lexer": "text"}}

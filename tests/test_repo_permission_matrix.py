@@ -54,6 +54,7 @@ import pytest
 from tests.conftest import ADMIN_KEY, repos_root
 from tests.support.api import Api, LambdaTransport
 from tests.support.gitcli import git, push_commits
+from tests.support.matrix import parse_table
 
 if TYPE_CHECKING:
     from tests.support.upstream import GitUpstream
@@ -240,16 +241,6 @@ ip_refused      noip   noip   noip   noip   noip   noip   noip   noip   noip   n
 # fmt: on
 
 
-def parse(table: str, columns: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    rows = {}
-    for line in table.strip().splitlines():
-        role, *cells = line.split()
-        assert len(cells) == len(columns), line
-        assert all(c in (OK, SEEN, UNSEEN, *ERRORS) for c in cells), line
-        rows[role] = dict(zip(columns, cells, strict=True))
-    return rows
-
-
 #: Table → (its columns, its text, whether ``grp/repo`` is private in its world).
 TABLES: dict[str, tuple[tuple[str, ...], str, bool]] = {
     "public": (REPO_METHODS, PUBLIC, False),
@@ -258,7 +249,10 @@ TABLES: dict[str, tuple[tuple[str, ...], str, bool]] = {
     "private_upkeep": (UPKEEP_METHODS, PRIVATE_UPKEEP, True),
     "groups": (GROUP_METHODS, GROUPS, False),
 }
-EXPECTED = {name: parse(text, columns) for name, (columns, text, _private) in TABLES.items()}
+CODES = (OK, SEEN, UNSEEN, *ERRORS)
+EXPECTED = {
+    name: parse_table(text, columns, CODES) for name, (columns, text, _private) in TABLES.items()
+}
 ROLES = tuple(EXPECTED["public"])
 #: Roles whose key is refused before any permission is looked at.
 REFUSED_ROLES = ("anonymous", "inactive_user", "expired_key", "ip_refused")
@@ -1277,10 +1271,10 @@ def test_both_ways_of_building_get_repos_agree(lambda_api: Api, db: str, who: st
     with transaction() as session:
         user = queries.get_user(session, who)
         ctx = CallContext(session, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
-        by_json = methods._finish(ctx, *methods._raw_repos_from_json(ctx))
         encoded = methods._encoded_repos(ctx)  # what get_repos answers on PostgreSQL
         raw, inputs = methods._raw_repos_from_rows(ctx)
         by_rows = methods._finish(ctx, raw, ctx.caller.repository_levels(inputs))
+    by_json = json.loads(encoded)
     assert by_json and dumps(by_json) == dumps(by_rows)
     assert json.loads(encoded) == json.loads(dumps(by_rows))
 

@@ -29,6 +29,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.support.api import Api, LambdaTransport
+from tests.support.matrix import parse_table
 from tests.support.web import Page, lambda_get
 from tests.test_repo_permission_matrix import REFUSED_IP, REPO, World, repo_world
 from tests.test_repo_permission_matrix import ROLES as KEY_ROLES
@@ -112,17 +113,11 @@ anon_off        noanon noanon noanon noanon noanon noanon noanon noanon noanon
 KEYLESS = ("anon_read", "anon_noread", "anon_off")
 
 
-def parse(table: str) -> dict[str, dict[str, str]]:
-    rows = {}
-    for line in table.strip().splitlines():
-        role, *cells = line.split()
-        assert len(cells) == len(VIEWS), line
-        assert all(c == OK or c in REFUSALS for c in cells), line
-        rows[role] = dict(zip(VIEWS, cells, strict=True))
-    return rows
-
-
-EXPECTED = {"public": parse(PUBLIC), "private": parse(PRIVATE)}
+CODES = (OK, *REFUSALS)
+EXPECTED = {
+    "public": parse_table(PUBLIC, VIEWS, CODES),
+    "private": parse_table(PRIVATE, VIEWS, CODES),
+}
 ROLES = tuple(EXPECTED["public"])
 
 

@@ -7,6 +7,8 @@ as they were (see ``CallContext.on_rollback``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from repohost.auth.permissions import at_least, default_level
 from repohost.db import grants, queries
-from repohost.db.models import Job, RepoGroup, Repository, User, UserFollowing
+from repohost.db.models import Job, RepoGroup, Repository, User, UserFollowing, fits
 from repohost.methods._objects import repo_object
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
@@ -75,18 +77,19 @@ def show_credentials(ctx: CallContext, repo: Repository) -> bool:
 
 def result(ctx: CallContext, repo: Repository) -> dict[str, Any]:
     answer = repo_object(repo, show_credentials=show_credentials(ctx, repo))
-    if repo.fork is not None and not readable(ctx, repo.fork):
+    if repo.fork is not None and not may_read(ctx, repo.fork.repo_id):
         answer["fork_of"] = None  # a private origin's name is not shown through its forks
     return answer
 
 
-def readable(ctx: CallContext, repo: Repository) -> bool:
-    return ctx.caller.is_admin or at_least(ctx.caller.repo_permission(repo.repo_id), "read")
+def may_read(ctx: CallContext, repo_id: int) -> bool:
+    """Whether the caller may read the repository (for admins, without a query)."""
+    return ctx.caller.is_admin or at_least(ctx.caller.repo_permission(repo_id), "read")
 
 
 def valid_landing_rev(value: str) -> bool:
     kind, sep, name = value.partition(":")
-    return bool(sep) and kind in LANDING_TYPES and bool(name) and len(value) <= 255  # the column
+    return kind in LANDING_TYPES and bool(sep and name) and fits(Repository.landing_rev, value)
 
 
 def name_taken(ctx: CallContext, full_name: str) -> Repository | None:
@@ -164,6 +167,23 @@ def insert(ctx: CallContext, repo: Repository, *, copy_permissions: bool) -> Non
         grants.grant(ctx.session, grants.USER_ON_REPO, default.user_id, repo.repo_id, level)
     ctx.session.add(UserFollowing(user_id=repo.owner_id, follows_repository_id=repo.repo_id))
     ctx.session.flush()
+
+
+@contextmanager
+def git_data(ctx: CallContext, repo_name: str, repoid: int | str) -> Iterator[Any]:
+    """The repository's git data (a dulwich ``Repo``), for a method that found its row.
+
+    A directory that is gone or unsafe (``StorageError``, e.g. swapped for a link)
+    answers as a missing repository would: ``repository `<repoid>` does not exist``.
+    """
+    from repohost.git import read
+    from repohost.git.errors import StorageError
+
+    try:
+        with read.open_repo(ctx.store.path_for(repo_name)) as git_repo:
+            yield git_repo
+    except StorageError:
+        raise not_found(repoid) from None
 
 
 def refresh_changeset_cache(ctx: CallContext, repo: Repository) -> None:

@@ -455,3 +455,8 @@ class JournalEntry(Base):
     user_ip: Mapped[str] = mapped_column(String(255), default="")
     action: Mapped[str] = mapped_column(Text)
     action_date: Mapped[datetime] = mapped_column(DateTime, default=_now, server_default=func.now())
+
+
+def fits(column: Any, value: str | None) -> bool:
+    """Whether ``value`` fits the string ``column`` (e.g. ``User.firstname``); None fits."""
+    return value is None or len(value) <= column.type.length

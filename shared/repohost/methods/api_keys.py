@@ -6,20 +6,17 @@ characters (``hint``) identify them.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from repohost.auth.keys import add_key
 from repohost.db.models import UserApiKey
+from repohost.methods._lifetime import expires_at
 from repohost.methods.users import NOT_SAME_USER, require_self_or_admin
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 _ACCESS = "any user for their own keys; admin for anyone's"
-#: A longer lifetime (in minutes, about 1,900 years) counts as this long: beyond it the
-#: expiry time would not even be a number (``10**400`` minutes overflowed a float).
-MAX_LIFETIME = 10**9
 
 
 def _key_object(key: UserApiKey) -> dict[str, Any]:
@@ -52,8 +49,7 @@ def create_api_key(
     user = require_self_or_admin(ctx, userid)
     if lifetime != -1 and lifetime <= 0:
         raise JSONRPCError("lifetime must be -1 or positive")
-    expires = -1.0 if lifetime == -1 else time.time() + min(lifetime, MAX_LIFETIME) * 60
-    row, plain = add_key(ctx.session, user, description=description, expires=expires)
+    row, plain = add_key(ctx.session, user, description=description, expires=expires_at(lifetime))
     ctx.journal(f"user_created_api_key:{user.username}")
     return {
         "api_key_id": row.api_key_id,

@@ -1,4 +1,9 @@
-"""Changesets (Kallithea 0.7): ``get_changesets`` and ``get_changeset``."""
+"""Changesets (Kallithea 0.7): ``get_changesets`` and ``get_changeset``.
+
+A repository the caller may not read "does not exist" here as everywhere:
+Kallithea 0.7 answers ``Access denied to repo <repo_name>``, naming it even to a
+caller who gave only its id.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from repohost import repos
-from repohost.db.models import Repository
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
@@ -14,16 +18,6 @@ from repohost.rpc.registry import api_method
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 BAD_DATE = "`<start_date | end_date>` must be a date like 2024-01-31T23:59:59"
 BACKWARDS = "Start revision `<start>` cannot be after end revision `<end>`"
-
-
-def _readable(ctx: CallContext, repoid: int | str) -> Repository:
-    """The repository, if the caller may read it; otherwise it "does not exist".
-
-    Kallithea 0.7 answers ``Access denied to repo <repo_name>`` here, naming the
-    repository even to a caller who gave only its id; repohost answers as for a
-    missing repository, as every other method does, so a private name never leaks.
-    """
-    return repos.repo_with(ctx, repoid, "read")
 
 
 def _date(name: str, value: str | None) -> datetime | None:
@@ -63,18 +57,12 @@ def get_changesets(
     ``max_revisions`` keeps the newest N, still returned oldest first.
     """
     from repohost.git import read
-    from repohost.git.errors import (
-        BranchNotFound,
-        EmptyRepository,
-        InvalidRange,
-        RevisionNotFound,
-        StorageError,
-    )
+    from repohost.git.errors import BranchNotFound, EmptyRepository, InvalidRange, RevisionNotFound
 
-    repo = _readable(ctx, repoid)
+    repo = repos.repo_with(ctx, repoid, "read")
     since, until = _date("start_date", start_date), _date("end_date", end_date)
     try:
-        with read.open_repo(ctx.store.path_for(repo.repo_name)) as git_repo:
+        with repos.git_data(ctx, repo.repo_name, repoid) as git_repo:
             try:
                 return read.list_changesets(
                     git_repo,
@@ -99,8 +87,6 @@ def get_changesets(
         raise JSONRPCError(
             f"Start revision `{start}` cannot be after end revision `{end}`"
         ) from None
-    except StorageError:  # its directory is gone or unsafe: as if it did not exist
-        raise repos.not_found(repoid) from None
 
 
 def _resolves(git_repo: Any, revision: str) -> bool:
@@ -126,16 +112,14 @@ def get_changeset(
 ) -> dict[str, Any]:
     """One changeset with its author split and the files it added, changed and removed."""
     from repohost.git import read
-    from repohost.git.errors import ReadError, StorageError
+    from repohost.git.errors import ReadError
 
-    repo = _readable(ctx, repoid)
+    repo = repos.repo_with(ctx, repoid, "read")
     try:
-        with read.open_repo(ctx.store.path_for(repo.repo_name)) as git_repo:
+        with repos.git_data(ctx, repo.repo_name, repoid) as git_repo:
             changeset = read.changeset_detail(git_repo, raw_id)
     except ReadError:
         raise JSONRPCError(f"Changeset {raw_id} does not exist") from None
-    except StorageError:  # its directory is gone or unsafe: as if it did not exist
-        raise repos.not_found(repoid) from None
     if with_reviews:
         changeset["reviews"] = []  # repohost has no review statuses (no pull requests)
     return changeset

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 
 from repohost.db import queries
 from repohost.db.models import Gist
+from repohost.methods._lifetime import expires_at
 from repohost.methods._objects import gist_object
 from repohost.methods.users import NOT_SAME_USER, require_self_or_admin
 from repohost.rpc.context import CallContext
@@ -17,8 +18,6 @@ from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 GIST_TYPES = ("public", "private")
-#: A longer lifetime (in minutes, about 1,900 years) counts as this long (as API keys').
-MAX_LIFETIME = 10**9
 
 
 def _owned(ctx: CallContext, gistid: int | str) -> Gist:
@@ -91,7 +90,7 @@ def create_gist(
         gist_description=description,
         owner=owner_user,
         gist_type=gist_type,
-        gist_expires=-1 if lifetime == -1 else time.time() + min(lifetime, MAX_LIFETIME) * 60,
+        gist_expires=expires_at(lifetime),
     )
     ctx.session.add(gist)
     ctx.session.flush()

@@ -183,13 +183,9 @@ def get_repo(
     answer |= {"members": members, "followers": followers}
     if with_revision_names:
         from repohost.git import read
-        from repohost.git.errors import StorageError
 
-        try:
-            with read.open_repo(ctx.store.path_for(answer["repo_name"])) as git_repo:
-                answer |= {"tags": read.tags(git_repo), "branches": read.branches(git_repo)}
-        except StorageError:  # its directory is gone or unsafe: as if it did not exist
-            raise repos.not_found(repoid) from None
+        with repos.git_data(ctx, answer["repo_name"], repoid) as git_repo:
+            answer |= {"tags": read.tags(git_repo), "branches": read.branches(git_repo)}
         answer["bookmarks"] = {}
     if with_pullrequests:
         answer["pull_requests"] = []
@@ -355,24 +351,6 @@ def _encoded_repos(ctx: CallContext) -> EncodedJSON:
     return EncodedJSON("[" + ", ".join(objects[i] for i in kept) + "]")
 
 
-def _raw_repos_from_json(ctx: CallContext) -> tuple[list[dict[str, Any]], dict[int, str] | None]:
-    """The raw objects and the caller's levels (None: admin), from ``_encoded_repos``'s query.
-
-    ``get_repos`` does not use it; a test compares it with the plain-rows way.
-    """
-    texts, facts_text = ctx.session.execute(_json_statement(not ctx.caller.is_admin)).one()
-    if not texts:
-        return [], None if ctx.caller.is_admin else {}
-    facts = json.loads(facts_text)
-    raw = [
-        json.loads(text) | {"_fork_id": f[4], "_locked": f[7]}
-        for text, f in zip(texts.split("\n"), facts, strict=True)
-    ]
-    if ctx.caller.is_admin:
-        return raw, None
-    return raw, ctx.caller.repository_levels((f[0], f[3], f[2], f[1]) for f in facts)
-
-
 @cache
 def _rows_statement(pick: str | None, with_default: bool) -> Select[Any]:
     """The rows ``_raw_repos_from_rows`` reads, built once: all, or the one ``:repoid`` picks.
@@ -483,8 +461,8 @@ def _complete(
     """``_finish``'s work on one raw object the caller may read, in place."""
     fork_id = obj.pop("_fork_id")
     if fork_id is not None and levels is not None:
-        origin = levels.get(fork_id) or ctx.caller.repo_permission(fork_id)
-        if not at_least(origin, "read"):
+        known = levels.get(fork_id)  # get_repos knows every level; get_repo only its own
+        if not (at_least(known, "read") if known else repos.may_read(ctx, fork_id)):
             obj["fork_of"] = None  # a private origin's name is not shown through its forks
     locked = obj.pop("_locked")
     if locked:

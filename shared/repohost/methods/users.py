@@ -12,19 +12,19 @@ from repohost.auth.names import valid_email, valid_username
 from repohost.auth.passwords import hash_password
 from repohost.auth.permissions import AuthUser
 from repohost.db import queries
-from repohost.db.models import Gist, RepoGroup, Repository, User, UserGroup
+from repohost.db.models import Gist, RepoGroup, Repository, User, UserGroup, fits
 from repohost.methods._objects import user_object
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 NOT_SAME_USER = "userid is not the same as your user"
-#: The longest first name, last name, extern type or extern name (the columns).
-MAX_FIELD = 255
+_LIMITED = (User.firstname, User.lastname, User.extern_type, User.extern_name)
 
 
 def _fields_fit(*values: str | None) -> bool:
-    return all(value is None or len(value) <= MAX_FIELD for value in values)
+    """Whether first name, last name, extern type and extern name fit their columns."""
+    return all(fits(column, value) for column, value in zip(_LIMITED, values, strict=True))
 
 
 def require_self_or_admin(ctx: CallContext, userid: int | str | None) -> User:

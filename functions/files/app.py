@@ -1,5 +1,8 @@
 """Lambda entry point for the files GET views: a thin adapter to ``repohost.web.files``."""
 
-from repohost.web.files import handle_event as handler
+from repohost.coldstart import loading
+
+with loading():
+    from repohost.web.files import handle_event as handler
 
 __all__ = ["handler"]

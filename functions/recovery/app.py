@@ -16,8 +16,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from repohost.logs import configure_logging
-from repohost.recovery import recover
+from repohost.coldstart import loading
+
+with loading():
+    from repohost.logs import configure_logging
+    from repohost.recovery import recover
 
 configure_logging()
 log = logging.getLogger("repohost.recovery")

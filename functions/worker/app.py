@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from repohost.coldstart import loading
 
-from repohost.jobs.worker import run_job
-from repohost.logs import configure_logging
+with loading():
+    from aws_lambda_powertools.utilities.batch import (
+        SqsFifoPartialProcessor,
+        process_partial_response,
+    )
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from repohost.jobs.worker import run_job
+    from repohost.logs import configure_logging
 
 configure_logging()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)

@@ -25,7 +25,7 @@ from sqlalchemy import (
     false,
     func,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -460,3 +460,8 @@ class JournalEntry(Base):
 def fits(column: Any, value: str | None) -> bool:
     """Whether ``value`` fits the string ``column`` (e.g. ``User.firstname``); None fits."""
     return value is None or len(value) <= column.type.length
+
+
+# Resolve the relationships while a function loads (see repohost.coldstart), not
+# inside the first query it serves.
+configure_mappers()

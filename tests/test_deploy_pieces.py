@@ -138,3 +138,30 @@ def test_iam_auth_token_is_fetched_per_connection(monkeypatch: pytest.MonkeyPatc
     token = str(params["password"])
     assert token.startswith("db.example.internal:5432/?Action=connect")
     assert "DBUser=app" in token
+
+
+def test_db_tls_is_required_when_set_and_plain_tcp_otherwise(migrated: str) -> None:
+    """The test server has no TLS: with DB_TLS it must be refused, not used in clear."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from repohost.config import Settings
+    from repohost.db.engine import make_engine
+
+    plain = make_engine(Settings(database_url=migrated))
+    try:
+        with plain.connect() as connection:
+            assert (
+                connection.execute(
+                    text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                ).scalar()
+                is False
+            )
+    finally:
+        plain.dispose()
+    required = make_engine(Settings(database_url=migrated, db_tls=True))
+    try:
+        with pytest.raises(DBAPIError, match="Server refuses SSL"):
+            required.connect()
+    finally:
+        required.dispose()

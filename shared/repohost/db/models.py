@@ -202,6 +202,11 @@ class Repository(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     #: A pull is queued and not yet started (webhook bursts coalesce on it).
     pull_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: ``get_repos``' JSON text for this row, written by a PostgreSQL trigger on every
+    #: insert and update (migration 0004); never set from Python, NULL on SQLite.
+    listing_head: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    listing_tail: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    listing_date_plain: Mapped[bool | None] = mapped_column(Boolean, nullable=True, deferred=True)
 
     owner: Mapped[User] = relationship()
     fork: Mapped[Repository | None] = relationship(remote_side=[repo_id])

@@ -387,7 +387,7 @@ class World:
 
     def intact(self) -> bool:
         """Whether everything the calls are meant to reach is still as seeded."""
-        from repohost.auth.keys import user_for_key
+        from repohost.auth.keys import holder_of_key
         from repohost.db.engine import transaction
         from repohost.db.models import Gist, RepoGroup, Repository, UserGroup
 
@@ -401,11 +401,11 @@ class World:
             (Gist, "private_gist", "gist_id", self.ids["private_gist"]),
         )
         with transaction() as session:
-            admin = user_for_key(session, ADMIN_KEY)
-            user = user_for_key(session, self.user_key)
-            if admin is None or not admin.admin or user is None or user.admin:
+            admin = holder_of_key(session, ADMIN_KEY)
+            user = holder_of_key(session, self.user_key)
+            if admin is None or not admin.user.admin or user is None or user.user.admin:
                 return False
-            if user.username != "fzuser":
+            if user.user.username != "fzuser":
                 return False
             for model, key, column, value in expected:
                 row = session.get(model, self.ids[key])

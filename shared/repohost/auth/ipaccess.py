@@ -8,6 +8,7 @@ saw, never a client-supplied header.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -42,15 +43,23 @@ def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
-def is_allowed(session: Session, user: User, ip: str) -> bool:
-    entries = session.scalars(
-        select(UserIpMap.ip_addr)
-        .join(User, User.user_id == UserIpMap.user_id)
-        .where(
-            UserIpMap.active,
-            (UserIpMap.user_id == user.user_id) | (User.username == DEFAULT_USER),
+def whitelist(session: Session, user: User) -> list[str]:
+    """The entries that apply to ``user``: their own and the anonymous user's, active ones."""
+    return list(
+        session.scalars(
+            select(UserIpMap.ip_addr)
+            .join(User, User.user_id == UserIpMap.user_id)
+            .where(
+                UserIpMap.active,
+                (UserIpMap.user_id == user.user_id) | (User.username == DEFAULT_USER),
+            )
         )
-    ).all()
+    )
+
+
+def allows(entries: Iterable[str], ip: str) -> bool:
+    """Whether ``ip`` is in one of ``entries`` (no entries: every address is)."""
+    entries = list(entries)
     if not entries:
         return True
     address = _address(ip)

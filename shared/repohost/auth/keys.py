@@ -11,11 +11,13 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from repohost.db.models import User, UserApiKey
+from repohost.db.models import User, UserApiKey, UserIpMap
 
 KEY_LENGTH = 40
 _HEX = frozenset("0123456789abcdef")
@@ -57,20 +59,29 @@ def add_key(
     return row, plain
 
 
-def user_for_key(session: Session, key: object, now: float | None = None) -> User | None:
-    """The active, non-anonymous user owning the unexpired ``key``, or None."""
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """Whom a key belongs to, and the IP whitelist entries that apply to them."""
+
+    user: User
+    #: The user's own active entries and the anonymous user's (``ipaccess.allows``).
+    whitelist: tuple[str, ...]
+
+
+def holder_of_key(session: Session, key: object, now: float | None = None) -> KeyHolder | None:
+    """The active, non-anonymous user owning the unexpired ``key``, or None.
+
+    One query finds the key, its user and the whitelist entries: every call
+    needs all three, and a round trip to the database is most of a warm call.
+    """
     if not is_well_formed(key):
         return None
     assert isinstance(key, str)
     digest = hash_key(key)
-    row = session.execute(
-        select(UserApiKey, User)
-        .join(User, User.user_id == UserApiKey.user_id)
-        .where(UserApiKey.key_hash == digest)
-    ).first()
-    if row is None:
+    rows = session.execute(_holder_statement(), {"digest": digest}).all()
+    if not rows:
         return None
-    api_key, user = row
+    api_key, user = rows[0][0], rows[0][1]
     if not hmac.compare_digest(api_key.key_hash, digest):
         return None
     now = time.time() if now is None else now
@@ -78,7 +89,23 @@ def user_for_key(session: Session, key: object, now: float | None = None) -> Use
         return None
     if not user.active or user.username == DEFAULT_USER:
         return None
-    return user
+    return KeyHolder(user, tuple(entry for _, _, entry in rows if entry is not None))
+
+
+@cache
+def _holder_statement() -> Select[tuple[UserApiKey, User, str | None]]:
+    """``holder_of_key``'s query (parameter ``:digest``): a row per whitelist entry, or one."""
+    anonymous = select(User.user_id).where(User.username == DEFAULT_USER).scalar_subquery()
+    applies = and_(
+        UserIpMap.active, or_(UserIpMap.user_id == User.user_id, UserIpMap.user_id == anonymous)
+    )
+    return (
+        select(UserApiKey, User, UserIpMap.ip_addr)
+        .join(User, User.user_id == UserApiKey.user_id)
+        .outerjoin(UserIpMap, applies)
+        .where(UserApiKey.key_hash == bindparam("digest"))
+        .order_by(UserIpMap.ip_id)
+    )
 
 
 DEFAULT_USER = "default"

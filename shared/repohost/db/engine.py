@@ -78,6 +78,8 @@ def make_engine(settings: Settings) -> Engine:
         return engine
     # Without DB_TLS, plain TCP: pg8000's own default would load the system's CA
     # certificates (about 18 ms of a cold start) only to skip verifying the server.
+    if url.get_driver_name() == "pg8000":
+        _memoize_pg8000_paramstyle()
     connect_args: dict[str, Any] = {"timeout": 10, "ssl_context": False}
     if settings.db_tls:
         connect_args["ssl_context"] = ssl.create_default_context()
@@ -95,6 +97,37 @@ def make_engine(settings: Settings) -> Engine:
     if settings.db_iam_auth:
         event.listen(engine, "do_connect", _iam_token_provider(url))
     return engine
+
+
+def _memoize_pg8000_paramstyle() -> None:
+    """Rewrite each SQL text's ``%s`` placeholders to ``$n`` once, not on every execution.
+
+    pg8000 scans the statement character by character in Python on every
+    ``execute``: 0.3 ms for one of the permission queries, over a quarter of a
+    warm ``get_repo``. SQLAlchemy sends the same texts again and again (its
+    compiled cache), and for the ``format`` style SQLAlchemy uses the rewrite
+    depends on the text alone (the parameters pass through unchanged), so the
+    rewritten text is kept per statement.
+    """
+    from functools import lru_cache
+
+    from pg8000 import legacy
+
+    scan = legacy.convert_paramstyle
+    if getattr(scan, "memoized", False):
+        return
+
+    @lru_cache(maxsize=2048)
+    def rewritten(query: str) -> str:
+        return str(scan("format", query, ())[0])
+
+    def convert_paramstyle(style: str, query: str, args: Any) -> tuple[str, Any]:
+        if style != "format":
+            return scan(style, query, args)  # type: ignore[no-any-return]
+        return rewritten(query), args
+
+    convert_paramstyle.memoized = True  # type: ignore[attr-defined]
+    legacy.convert_paramstyle = convert_paramstyle
 
 
 @cache

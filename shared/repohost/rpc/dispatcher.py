@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from repohost.auth import ipaccess
-from repohost.auth.keys import user_for_key
+from repohost.auth.keys import holder_of_key
 from repohost.auth.permissions import AuthUser
 from repohost.config import Settings, get_settings
 from repohost.db.engine import transaction
@@ -131,11 +131,12 @@ def _call(
     committed = False
     try:
         with transaction() as session:
-            user = user_for_key(session, api_key)
-            if user is None:
+            holder = holder_of_key(session, api_key)
+            if holder is None:
                 raise JSONRPCError("Invalid API key")
-            if not ipaccess.is_allowed(session, user, request.source_ip):
+            if not ipaccess.allows(holder.whitelist, request.source_ip):
                 raise JSONRPCError(f"request from IP:{request.source_ip} not allowed")
+            user = holder.user
             if not isinstance(method_name, str):
                 raise JSONRPCError(f"No such method: {json.dumps(method_name)}")
             if method_name.startswith("_"):

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from repohost.auth import ipaccess
-from repohost.auth.keys import DEFAULT_USER, user_for_key
+from repohost.auth.keys import DEFAULT_USER, holder_of_key
 from repohost.auth.permissions import AuthUser, at_least
 from repohost.config import Settings, get_settings
 from repohost.db.engine import transaction
@@ -113,14 +113,16 @@ def _query(event: Event) -> dict[str, str]:
 
 def _caller(session: Session, key: str | None, ip: str) -> AuthUser | Response:
     if key is not None:
-        user = user_for_key(session, key)
-        if user is None:
+        holder = holder_of_key(session, key)
+        if holder is None:
             return text(403, "Invalid API key")
+        user, whitelist = holder.user, list(holder.whitelist)
     else:
         user = session.scalars(select(User).where(User.username == DEFAULT_USER)).one()
         if not user.active:
             return text(403, "Anonymous access is disabled: give an API key")
-    if not ipaccess.is_allowed(session, user, ip):
+        whitelist = ipaccess.whitelist(session, user)
+    if not ipaccess.allows(whitelist, ip):
         return text(403, f"IP {ip} not allowed")
     return AuthUser(session, user)
 

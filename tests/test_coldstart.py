@@ -1,0 +1,72 @@
+"""What the Lambda entry points do while they load (``repohost.coldstart``), and the
+database driver's memoized placeholder rewrite (``repohost.db.engine``)."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_loading_turns_the_collector_off_then_freezes_what_was_loaded() -> None:
+    """Run in a fresh interpreter: freezing is process-wide and cannot be undone in here."""
+    probe = (
+        "import gc\n"
+        "from repohost.coldstart import loading\n"
+        "with loading():\n"
+        "    during = gc.isenabled()\n"
+        "    import repohost.db.models\n"
+        "print(during, gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT / "shared"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["False", "True", "True"]
+
+
+def test_loading_leaves_a_disabled_collector_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from repohost.coldstart import loading
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    gc.disable()
+    try:
+        with loading():
+            pass
+        assert not gc.isenabled() and frozen == [True]
+    finally:
+        gc.enable()
+
+
+def test_every_entry_point_loads_its_code_that_way() -> None:
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        source = app.read_text()
+        if app.parent.name == "migrate":  # imports repohost inside its handler
+            assert "\nfrom repohost" not in source and "\nimport repohost" not in source
+            continue
+        assert "with loading():" in source, app
+
+
+def test_placeholder_rewrite_is_memoized_and_keeps_percent_signs(migrated: str) -> None:
+    from pg8000 import legacy
+    from sqlalchemy import text
+
+    from repohost.db.engine import get_engine
+
+    if not migrated.startswith("postgresql"):
+        pytest.skip("pg8000 is PostgreSQL's driver")
+    with get_engine().connect() as connection:
+        for suffix in ("a", "b"):  # the second run takes the memoized text
+            value = connection.execute(text("SELECT '100%' || :s"), {"s": suffix}).scalar()
+            assert value == f"100%{suffix}"
+    assert getattr(legacy.convert_paramstyle, "memoized", False) is True

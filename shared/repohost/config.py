@@ -28,6 +28,9 @@ class Settings:
     db_iam_auth: bool = False
     #: Whether the database connection must use TLS (RDS, RDS Proxy).
     db_tls: bool = False
+    #: PEM file of the CAs that may sign the database's certificate (with ``db_tls``),
+    #: e.g. Amazon RDS's bundle for a direct connection; empty: the system's store.
+    db_ca_file: str = ""
     #: Root directory holding the bare git repositories (the EFS mount on AWS).
     repos_root: Path = Path("data/repos")
     #: Largest JSON-RPC request body accepted, in bytes.
@@ -94,6 +97,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Se
         db_secret_arn=get("REPOHOST_DB_SECRET_ARN", ""),
         db_iam_auth=_bool(get("REPOHOST_DB_IAM_AUTH", "false")),
         db_tls=_bool(get("REPOHOST_DB_TLS", "false")),
+        db_ca_file=get("REPOHOST_DB_CA_FILE", ""),
         repos_root=Path(get("REPOHOST_REPOS_ROOT", str(defaults.repos_root))),
         max_body_bytes=int(get("REPOHOST_MAX_BODY_BYTES", str(defaults.max_body_bytes))),
         default_repo_type=get("REPOHOST_DEFAULT_REPO_TYPE", defaults.default_repo_type),

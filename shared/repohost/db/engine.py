@@ -82,7 +82,10 @@ def make_engine(settings: Settings) -> Engine:
         _memoize_pg8000_paramstyle()
     connect_args: dict[str, Any] = {"timeout": 10, "ssl_context": False}
     if settings.db_tls:
-        connect_args["ssl_context"] = ssl.create_default_context()
+        # Verified: the host name and a chain to the given CAs (or the system's).
+        connect_args["ssl_context"] = ssl.create_default_context(
+            cafile=settings.db_ca_file or None
+        )
     engine = create_engine(
         url,
         # Statement parameters can be secrets (webhook secrets, key hashes): never log them.

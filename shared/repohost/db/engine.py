@@ -83,9 +83,7 @@ def make_engine(settings: Settings) -> Engine:
     connect_args: dict[str, Any] = {"timeout": 10, "ssl_context": False}
     if settings.db_tls:
         # Verified: the host name and a chain to the given CAs (or the system's).
-        connect_args["ssl_context"] = ssl.create_default_context(
-            cafile=settings.db_ca_file or None
-        )
+        connect_args["ssl_context"] = ssl.create_default_context(cafile=settings.db_ca_file or None)
     engine = create_engine(
         url,
         # Statement parameters can be secrets (webhook secrets, key hashes): never log them.

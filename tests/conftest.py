@@ -40,13 +40,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"log hygiene: {loghygiene.line_count()} log lines, no secrets")
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+def require_postgres() -> None:
+    """Skip loudly where no PostgreSQL server can be started; under CI, fail instead."""
     reason = skip_reason()
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must not skip PostgreSQL tests: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    require_postgres()
     with PostgresServer() as server:
         yield server
 

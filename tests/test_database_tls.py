@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from repohost.config import Settings
 from repohost.db.engine import make_engine
-from tests.support.postgres import PostgresServer, skip_reason
+from tests.conftest import require_postgres
+from tests.support.postgres import PostgresServer
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
@@ -84,11 +85,7 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture(scope="module")
 def tls_server() -> Iterator[tuple[str, Path]]:
     """Its own PostgreSQL with ``ssl = on``; (app URL, CA file)."""
-    reason = skip_reason()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must not skip PostgreSQL tests: {reason}")
-        pytest.skip(reason)
+    require_postgres()
     with PostgresServer() as server:
         assert server.tmpdir is not None
         ca_file, cert, key = _certificates(server.tmpdir)

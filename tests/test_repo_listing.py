@@ -43,8 +43,7 @@ def both_ways(who: str = "admin") -> tuple[list[Any], list[Any]]:
         user = queries.get_user(session, who)
         ctx = CallContext(session, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
         encoded = methods._encoded_repos(ctx)
-        raw, inputs = methods._raw_repos_from_rows(ctx)
-        by_rows = methods._finish(ctx, raw, ctx.caller.repository_levels(inputs))
+        by_rows = methods._repos_from_rows(ctx)
     return json.loads(encoded), json.loads(dumps(by_rows))
 
 

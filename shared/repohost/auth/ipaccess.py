@@ -8,10 +8,10 @@ saw, never a client-supplied header.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from repohost.auth.keys import DEFAULT_USER
@@ -43,23 +43,23 @@ def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
-def whitelist(session: Session, user: User) -> list[str]:
-    """The entries that apply to ``user``: their own and the anonymous user's, active ones."""
-    return list(
-        session.scalars(
-            select(UserIpMap.ip_addr)
-            .join(User, User.user_id == UserIpMap.user_id)
-            .where(
-                UserIpMap.active,
-                (UserIpMap.user_id == user.user_id) | (User.username == DEFAULT_USER),
-            )
-        )
-    )
+def applies_to(user_id: Any) -> ColumnElement[bool]:
+    """Which ``user_ip_map`` rows apply to ``user_id`` (a value or a column).
+
+    The user's own active entries and the anonymous user's.
+    """
+    anonymous = select(User.user_id).where(User.username == DEFAULT_USER).scalar_subquery()
+    return and_(UserIpMap.active, or_(UserIpMap.user_id == user_id, UserIpMap.user_id == anonymous))
 
 
-def allows(entries: Iterable[str], ip: str) -> bool:
+def whitelist(session: Session, user: User) -> tuple[str, ...]:
+    """The entries that apply to ``user`` (``applies_to``)."""
+    query = select(UserIpMap.ip_addr).where(applies_to(user.user_id)).order_by(UserIpMap.ip_id)
+    return tuple(session.scalars(query))
+
+
+def allows(entries: Sequence[str], ip: str) -> bool:
     """Whether ``ip`` is in one of ``entries`` (no entries: every address is)."""
-    entries = list(entries)
     if not entries:
         return True
     address = _address(ip)

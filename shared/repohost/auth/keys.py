@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from repohost.db.models import User, UserApiKey, UserIpMap
@@ -95,14 +95,12 @@ def holder_of_key(session: Session, key: object, now: float | None = None) -> Ke
 @cache
 def _holder_statement() -> Select[tuple[UserApiKey, User, str | None]]:
     """``holder_of_key``'s query (parameter ``:digest``): a row per whitelist entry, or one."""
-    anonymous = select(User.user_id).where(User.username == DEFAULT_USER).scalar_subquery()
-    applies = and_(
-        UserIpMap.active, or_(UserIpMap.user_id == User.user_id, UserIpMap.user_id == anonymous)
-    )
+    from repohost.auth.ipaccess import applies_to  # (ipaccess imports this module)
+
     return (
         select(UserApiKey, User, UserIpMap.ip_addr)
         .join(User, User.user_id == UserApiKey.user_id)
-        .outerjoin(UserIpMap, applies)
+        .outerjoin(UserIpMap, applies_to(User.user_id))
         .where(UserApiKey.key_hash == bindparam("digest"))
         .order_by(UserIpMap.ip_id)
     )

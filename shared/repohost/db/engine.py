@@ -76,10 +76,10 @@ def make_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    # Without DB_TLS, plain TCP: pg8000's own default would load the system's CA
-    # certificates (about 18 ms of a cold start) only to skip verifying the server.
     if url.get_driver_name() == "pg8000":
         _memoize_pg8000_paramstyle()
+    # Without DB_TLS, plain TCP: pg8000's own default would load the system's CA
+    # certificates (about 18 ms of a cold start) only to skip verifying the server.
     connect_args: dict[str, Any] = {"timeout": 10, "ssl_context": False}
     if settings.db_tls:
         # Verified: the host name and a chain to the given CAs (or the system's).

@@ -307,8 +307,7 @@ def _encoded_repos(ctx: CallContext) -> EncodedJSON:
     texts, facts_text, unwritten = ctx.session.execute(statement).one()
     if unwritten:
         log.warning("get_repos: %d repositories lack their listing; built in Python", unwritten)
-        raw, inputs = _raw_repos_from_rows(ctx)
-        return EncodedJSON(dumps(_finish(ctx, raw, ctx.caller.repository_levels(inputs))))
+        return EncodedJSON(dumps(_repos_from_rows(ctx)))
     if not texts:
         return EncodedJSON("[]")
     objects, facts = texts.split("\n"), json.loads(facts_text)
@@ -490,6 +489,11 @@ def get_repos(ctx: CallContext) -> list[dict[str, Any]]:
     if ctx.session.get_bind().dialect.name == "postgresql":
         # The answer's JSON text, which the dispatcher places as it is (see EncodedJSON).
         return typing.cast(list[dict[str, Any]], _encoded_repos(ctx))
+    return _repos_from_rows(ctx)
+
+
+def _repos_from_rows(ctx: CallContext) -> list[dict[str, Any]]:
+    """``get_repos``' answer the plain-rows way (SQLite; PostgreSQL rows without a listing)."""
     raw, inputs = _raw_repos_from_rows(ctx)
     return _finish(ctx, raw, ctx.caller.repository_levels(inputs))
 

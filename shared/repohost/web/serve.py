@@ -116,7 +116,7 @@ def _caller(session: Session, key: str | None, ip: str) -> AuthUser | Response:
         holder = holder_of_key(session, key)
         if holder is None:
             return text(403, "Invalid API key")
-        user, whitelist = holder.user, list(holder.whitelist)
+        user, whitelist = holder.user, holder.whitelist
     else:
         user = session.scalars(select(User).where(User.username == DEFAULT_USER)).one()
         if not user.active:

@@ -4,11 +4,14 @@ database driver's memoized placeholder rewrite (``repohost.db.engine``)."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ADMIN_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +73,32 @@ def test_placeholder_rewrite_is_memoized_and_keeps_percent_signs(migrated: str) 
             value = connection.execute(text("SELECT '100%' || :s"), {"s": suffix}).scalar()
             assert value == f"100%{suffix}"
     assert getattr(legacy.convert_paramstyle, "memoized", False) is True
+
+
+def test_get_user_after_a_cold_start_never_loads_the_orm(db: str) -> None:
+    """Authentication and ``get_user`` run on Core (``repohost.db.engine.Database``);
+    the first method that needs the ORM loads it, in the same transaction."""
+    probe = (
+        "import json, sys\n"
+        "sys.path.insert(0, 'functions/api')\n"
+        "from app import handler\n"
+        "event = json.load(open('events/api_get_user.json'))\n"
+        "def call(method):\n"
+        "    body = {'id': 1, 'api_key': sys.argv[1], 'method': method, 'args': {}}\n"
+        "    answer = json.loads(handler({**event, 'body': json.dumps(body)}, None)['body'])\n"
+        "    assert answer['error'] is None, answer\n"
+        "    return answer['result']\n"
+        "user = call('get_user')\n"
+        "print(user['username'], 'sqlalchemy.orm' in sys.modules)\n"
+        "groups = call('get_user_groups')\n"
+        "print(groups, 'sqlalchemy.orm' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, ADMIN_KEY],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "shared")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines() == ["admin False", "[] True"]

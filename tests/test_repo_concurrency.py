@@ -518,7 +518,7 @@ def test_a_failure_around_the_disk_step_changes_nothing(
         monkeypatch.setattr(target, name, then_fail)
     if failure == "the commit fails":
         monkeypatch.setattr(
-            "repohost.rpc.dispatcher.transaction", commit_fails_after(disk_step_done)
+            "repohost.rpc.dispatcher.call_transaction", commit_fails_after(disk_step_done)
         )
     error = api.error(method, **args)
     monkeypatch.undo()
@@ -534,12 +534,12 @@ def commit_fails_after(disk_step_done: threading.Event) -> Callable[..., Any]:
     """The dispatcher's transaction, whose COMMIT fails once the disk step has been done."""
     from sqlalchemy.exc import OperationalError
 
-    from repohost.db.engine import transaction
+    from repohost.db.engine import call_transaction
 
     @contextmanager
     def failing(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        with transaction(*args, **kwargs) as session:
-            yield session
+        with call_transaction(*args, **kwargs) as db:
+            yield db
             if disk_step_done.is_set():
                 raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
 

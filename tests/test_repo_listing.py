@@ -34,14 +34,15 @@ def both_ways(who: str = "admin") -> tuple[list[Any], list[Any]]:
     from repohost.auth.permissions import AuthUser
     from repohost.config import get_settings
     from repohost.db import queries
-    from repohost.db.engine import transaction
+    from repohost.db.engine import Database, transaction
     from repohost.methods import repos as methods
     from repohost.rpc.context import CallContext
     from repohost.rpc.encoding import dumps
 
     with transaction() as session:
         user = queries.get_user(session, who)
-        ctx = CallContext(session, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
+        db = Database(session.connection(), session)
+        ctx = CallContext(db, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
         encoded = methods._encoded_repos(ctx)
         by_rows = methods._repos_from_rows(ctx)
     return json.loads(encoded), json.loads(dumps(by_rows))

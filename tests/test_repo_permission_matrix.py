@@ -1248,7 +1248,7 @@ def test_both_ways_of_building_get_repos_agree(lambda_api: Api, db: str, who: st
     from repohost.auth.permissions import AuthUser
     from repohost.config import get_settings
     from repohost.db import queries
-    from repohost.db.engine import transaction
+    from repohost.db.engine import Database, transaction
     from repohost.methods import repos as methods
     from repohost.rpc.context import CallContext
     from repohost.rpc.encoding import dumps
@@ -1256,7 +1256,8 @@ def test_both_ways_of_building_get_repos_agree(lambda_api: Api, db: str, who: st
     odd_repositories(lambda_api)
     with transaction() as session:
         user = queries.get_user(session, who)
-        ctx = CallContext(session, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
+        db = Database(session.connection(), session)
+        ctx = CallContext(db, AuthUser(session, user), "127.0.0.1", get_settings(), "test")
         encoded = methods._encoded_repos(ctx)  # what get_repos answers on PostgreSQL
         by_rows = methods._repos_from_rows(ctx)
     by_json = json.loads(encoded)

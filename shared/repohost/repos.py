@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from repohost.auth.permissions import at_least, default_level
 from repohost.db import grants, queries
-from repohost.db.models import Job, RepoGroup, Repository, User, UserFollowing, fits
+from repohost.db.models import Job, RepoGroup, Repository, User, UserFollowing
+from repohost.db.tables import fits
 from repohost.methods._objects import repo_object
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
@@ -128,7 +129,7 @@ def check_create_rights(ctx: CallContext, full_name: str, owner: int | str | Non
     if owner is not None and not ctx.caller.is_admin:
         raise JSONRPCError("Only Kallithea admin can specify `owner` param")
     if owner is None:
-        return ctx.caller.user
+        return ctx.caller_user
     owner_user = queries.get_user(ctx.session, owner)
     if owner_user is None:
         raise JSONRPCError(f"user `{owner}` does not exist")
@@ -226,7 +227,7 @@ def queue_job(ctx: CallContext, kind: str, repo: Repository, clone_uri: str | No
     """Queue a job for ``repo`` crediting the caller; it is sent once the call commits."""
     from repohost import jobs
 
-    payload: dict[str, Any] = {"user_id": ctx.caller.user.user_id, "ip": ctx.ip}
+    payload: dict[str, Any] = {"user_id": ctx.caller.user_id, "ip": ctx.ip}
     if clone_uri:
         payload["clone_uri"] = clone_uri
     job = jobs.enqueue(ctx.session, kind, repo.repo_id, payload)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session
 
-from repohost.auth.keys import DEFAULT_USER
-from repohost.db.models import User, UserIpMap
+from repohost.auth.keys import DEFAULT_USER, Executor, UserFacts
+from repohost.db import tables as t
+
+if TYPE_CHECKING:
+    from repohost.db.models import UserIpMap
 
 
 def parse_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -48,14 +50,16 @@ def applies_to(user_id: Any) -> ColumnElement[bool]:
 
     The user's own active entries and the anonymous user's.
     """
-    anonymous = select(User.user_id).where(User.username == DEFAULT_USER).scalar_subquery()
-    return and_(UserIpMap.active, or_(UserIpMap.user_id == user_id, UserIpMap.user_id == anonymous))
+    users, entries = t.users.c, t.user_ip_map.c
+    anonymous = select(users.user_id).where(users.username == DEFAULT_USER).scalar_subquery()
+    return and_(entries.active, or_(entries.user_id == user_id, entries.user_id == anonymous))
 
 
-def whitelist(session: Session, user: User) -> tuple[str, ...]:
+def whitelist(db: Executor, user: UserFacts) -> tuple[str, ...]:
     """The entries that apply to ``user`` (``applies_to``)."""
-    query = select(UserIpMap.ip_addr).where(applies_to(user.user_id)).order_by(UserIpMap.ip_id)
-    return tuple(session.scalars(query))
+    entries = t.user_ip_map.c
+    query = select(entries.ip_addr).where(applies_to(user.user_id)).order_by(entries.ip_id)
+    return tuple(db.scalars(query))
 
 
 def allows(entries: Sequence[str], ip: str) -> bool:

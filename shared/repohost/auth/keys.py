@@ -13,14 +13,40 @@ import secrets
 import time
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import Session
 
-from repohost.db.models import User, UserApiKey, UserIpMap
+from repohost.db import tables as t
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from repohost.db.models import User, UserApiKey
 
 KEY_LENGTH = 40
 _HEX = frozenset("0123456789abcdef")
+
+
+class Executor(Protocol):
+    """What runs a query: an ORM session, or a call's ``repohost.db.engine.Database``."""
+
+    def execute(self, statement: Any, parameters: Any = None, /) -> Any: ...
+
+    def scalars(self, statement: Any, parameters: Any = None, /) -> Any: ...
+
+
+class UserFacts(Protocol):
+    """A user's own columns: a ``users`` row, or a ``User`` object."""
+
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def admin(self) -> bool: ...
 
 
 def generate_key() -> str:
@@ -44,6 +70,8 @@ def add_key(
     key: str | None = None,
 ) -> tuple[UserApiKey, str]:
     """Create a key for ``user``; the plain key is returned once and never stored."""
+    from repohost.db.models import UserApiKey
+
     plain = key or generate_key()
     if not is_well_formed(plain):
         raise ValueError("an API key is 40 lowercase hexadecimal characters")
@@ -63,12 +91,13 @@ def add_key(
 class KeyHolder:
     """Whom a key belongs to, and the IP whitelist entries that apply to them."""
 
-    user: User
+    #: The ``users`` row (``users_columns``).
+    user: UserFacts
     #: The user's own active entries and the anonymous user's (``ipaccess.allows``).
     whitelist: tuple[str, ...]
 
 
-def holder_of_key(session: Session, key: object, now: float | None = None) -> KeyHolder | None:
+def holder_of_key(db: Executor, key: object, now: float | None = None) -> KeyHolder | None:
     """The active, non-anonymous user owning the unexpired ``key``, or None.
 
     One query finds the key, its user and the whitelist entries: every call
@@ -78,31 +107,41 @@ def holder_of_key(session: Session, key: object, now: float | None = None) -> Ke
         return None
     assert isinstance(key, str)
     digest = hash_key(key)
-    rows = session.execute(_holder_statement(), {"digest": digest}).all()
+    rows = db.execute(_holder_statement(), {"digest": digest}).all()
     if not rows:
         return None
-    api_key, user = rows[0][0], rows[0][1]
-    if not hmac.compare_digest(api_key.key_hash, digest):
+    user = rows[0]
+    if not hmac.compare_digest(user.key_hash, digest):
         return None
     now = time.time() if now is None else now
-    if api_key.expires != -1 and api_key.expires < now:
+    if user.expires != -1 and user.expires < now:
         return None
     if not user.active or user.username == DEFAULT_USER:
         return None
-    return KeyHolder(user, tuple(entry for _, _, entry in rows if entry is not None))
+    return KeyHolder(user, tuple(row.ip_addr for row in rows if row.ip_addr is not None))
+
+
+#: The user columns a ``KeyHolder`` carries: what ``user_object`` shows.
+USER_COLUMNS = ("user_id", "username", "firstname", "lastname", "email", "active", "admin")
 
 
 @cache
-def _holder_statement() -> Select[tuple[UserApiKey, User, str | None]]:
-    """``holder_of_key``'s query (parameter ``:digest``): a row per whitelist entry, or one."""
+def _holder_statement() -> Select[Any]:
+    """``holder_of_key``'s query (parameter ``:digest``): a row per whitelist entry, or one.
+
+    Each row has the ``USER_COLUMNS``, the key's ``key_hash`` and ``expires``, and ``ip_addr``.
+    """
     from repohost.auth.ipaccess import applies_to  # (ipaccess imports this module)
 
+    keys, users, whitelist = t.user_api_keys.c, t.users.c, t.user_ip_map.c
     return (
-        select(UserApiKey, User, UserIpMap.ip_addr)
-        .join(User, User.user_id == UserApiKey.user_id)
-        .outerjoin(UserIpMap, applies_to(User.user_id))
-        .where(UserApiKey.key_hash == bindparam("digest"))
-        .order_by(UserIpMap.ip_id)
+        select(
+            *(users[name] for name in USER_COLUMNS), keys.key_hash, keys.expires, whitelist.ip_addr
+        )
+        .join_from(t.user_api_keys, t.users, users.user_id == keys.user_id)
+        .outerjoin(t.user_ip_map, applies_to(users.user_id))
+        .where(keys.key_hash == bindparam("digest"))
+        .order_by(whitelist.ip_id)
     )
 
 

@@ -6,6 +6,9 @@ and the user's own row. Repositories add two rules: the owner is always
 admin, and a private repository starts from ``none``. Admins have admin on
 everything. Each computation is a fixed number of queries, whatever the
 number of objects.
+
+The queries are Core statements over ``repohost.db.tables``: the API
+function authenticates and answers ``get_user`` without loading the ORM.
 """
 
 from __future__ import annotations
@@ -16,25 +19,9 @@ from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, literal, null, select
-from sqlalchemy.orm import Session, aliased
 
-from repohost.auth.keys import DEFAULT_USER
-from repohost.db.models import (
-    Permission,
-    RepoGroup,
-    Repository,
-    User,
-    UserGroup,
-    UserGroupMember,
-    UserGroupRepoGroupToPerm,
-    UserGroupRepoToPerm,
-    UserGroupToPerm,
-    UserGroupUserGroupToPerm,
-    UserRepoGroupToPerm,
-    UserRepoToPerm,
-    UserToPerm,
-    UserUserGroupToPerm,
-)
+from repohost.auth.keys import DEFAULT_USER, Executor, UserFacts
+from repohost.db import tables as t
 
 LEVELS = ("none", "read", "write", "admin")
 _LEVEL_WEIGHT = {"none": 0, "read": 1, "write": 3, "admin": 4}
@@ -98,53 +85,64 @@ class _Kind:
     """How one kind of object stores its permission rows."""
 
     prefix: str
-    entity: Any
+    entity: Any  # the objects' table
     object_id: Any  # the object's primary key column
     object_name: Any  # the column naming it in results
     user_table: Any
     user_object_col: Any
     group_table: Any
     group_object_col: Any
+    group_holder_col: Any  # the user group holding a group_table row
 
 
 REPOS = _Kind(
     "repository",
-    Repository,
-    Repository.repo_id,
-    Repository.repo_name,
-    UserRepoToPerm,
-    UserRepoToPerm.repository_id,
-    UserGroupRepoToPerm,
-    UserGroupRepoToPerm.repository_id,
+    t.repositories,
+    t.repositories.c.repo_id,
+    t.repositories.c.repo_name,
+    t.repo_to_perm,
+    t.repo_to_perm.c.repository_id,
+    t.users_group_repo_to_perm,
+    t.users_group_repo_to_perm.c.repository_id,
+    t.users_group_repo_to_perm.c.users_group_id,
 )
 REPO_GROUPS = _Kind(
     "group",
-    RepoGroup,
-    RepoGroup.group_id,
-    RepoGroup.group_name,
-    UserRepoGroupToPerm,
-    UserRepoGroupToPerm.group_id,
-    UserGroupRepoGroupToPerm,
-    UserGroupRepoGroupToPerm.group_id,
+    t.groups,
+    t.groups.c.group_id,
+    t.groups.c.group_name,
+    t.user_repo_group_to_perm,
+    t.user_repo_group_to_perm.c.group_id,
+    t.users_group_repo_group_to_perm,
+    t.users_group_repo_group_to_perm.c.group_id,
+    t.users_group_repo_group_to_perm.c.users_group_id,
 )
 USER_GROUPS = _Kind(
     "usergroup",
-    UserGroup,
-    UserGroup.users_group_id,
-    UserGroup.users_group_name,
-    UserUserGroupToPerm,
-    UserUserGroupToPerm.user_group_id,
-    UserGroupUserGroupToPerm,
-    UserGroupUserGroupToPerm.target_user_group_id,
+    t.users_groups,
+    t.users_groups.c.users_group_id,
+    t.users_groups.c.users_group_name,
+    t.user_user_group_to_perm,
+    t.user_user_group_to_perm.c.user_group_id,
+    t.user_group_user_group_to_perm,
+    t.user_group_user_group_to_perm.c.target_user_group_id,
+    t.user_group_user_group_to_perm.c.user_group_id,
 )
+
+_permissions = t.permissions.c
+_members = t.users_groups_members.c
+_user_groups = t.users_groups.c
 
 
 @dataclass
 class AuthUser:
-    """A user together with what it may do, computed lazily and cached for one call."""
+    """A user together with what it may do, computed lazily and cached for one call.
 
-    session: Session
-    user: User
+    ``db`` runs the queries: an ORM session, or a call's ``Database``.
+    """
+
+    db: Executor
+    user: UserFacts
     _default_user_id: int | None = field(default=None, repr=False)
 
     @property
@@ -159,15 +157,18 @@ class AuthUser:
     def default_user_id(self) -> int:
         if self._default_user_id is not None:
             return self._default_user_id
-        return self.session.scalars(select(User.user_id).where(User.username == DEFAULT_USER)).one()
+        users = t.users.c
+        return int(
+            self.db.scalars(select(users.user_id).where(users.username == DEFAULT_USER)).one()
+        )
 
     @cached_property
     def _active_group_ids(self) -> list[int]:
         return list(
-            self.session.scalars(
-                select(UserGroupMember.users_group_id)
-                .join(UserGroup, UserGroup.users_group_id == UserGroupMember.users_group_id)
-                .where(UserGroupMember.user_id == self.user_id, UserGroup.users_group_active)
+            self.db.scalars(
+                select(_members.users_group_id)
+                .join(t.users_groups, _user_groups.users_group_id == _members.users_group_id)
+                .where(_members.user_id == self.user_id, _user_groups.users_group_active)
             )
         )
 
@@ -177,14 +178,15 @@ class AuthUser:
     def global_permissions(self) -> frozenset[str]:
         if self.is_admin:
             return frozenset({"hg.admin"})
-        names = self.session.scalars(
-            select(Permission.permission_name)
-            .join(UserToPerm, UserToPerm.permission_id == Permission.permission_id)
-            .where(UserToPerm.user_id.in_({self.default_user_id, self.user_id}))
+        own, groups = t.user_to_perm, t.users_group_to_perm
+        names = self.db.scalars(
+            select(_permissions.permission_name)
+            .join(own, own.c.permission_id == _permissions.permission_id)
+            .where(own.c.user_id.in_({self.default_user_id, self.user_id}))
             .union_all(
-                select(Permission.permission_name)
-                .join(UserGroupToPerm, UserGroupToPerm.permission_id == Permission.permission_id)
-                .where(UserGroupToPerm.users_group_id.in_(self._active_group_ids))
+                select(_permissions.permission_name)
+                .join(groups, groups.c.permission_id == _permissions.permission_id)
+                .where(groups.c.users_group_id.in_(self._active_group_ids))
             )
         )
         best: dict[str, str] = {}
@@ -213,7 +215,7 @@ class AuthUser:
         The default user's id is a subquery, so that it costs no statement of its own
         (over an alias, never correlated with a ``users`` the query may join).
         """
-        anonymous = aliased(User)
+        anonymous = t.users.alias().c
         default_user = (
             select(anonymous.user_id)
             .where(anonymous.username == DEFAULT_USER)
@@ -222,8 +224,8 @@ class AuthUser:
         )
         return query.outerjoin(
             k.user_table,
-            and_(k.user_object_col == k.object_id, k.user_table.user_id == default_user),
-        ).outerjoin(Permission, Permission.permission_id == k.user_table.permission_id)
+            and_(k.user_object_col == k.object_id, k.user_table.c.user_id == default_user),
+        ).outerjoin(t.permissions, _permissions.permission_id == k.user_table.c.permission_id)
 
     def _grants(self, k: _Kind, ids: list[int] | None) -> Any:
         """``(object id, permission)`` of the user's own rows and their active user groups' rows.
@@ -254,7 +256,7 @@ class AuthUser:
         names: dict[int, str] = {}
         levels: dict[int, str] = {}
         granted = []
-        for object_id, name, permission, owner_id, is_private, is_grant in self.session.execute(
+        for object_id, name, permission, owner_id, is_private, is_grant in self.db.execute(
             query, self._params(ids)
         ):
             if is_grant:
@@ -272,7 +274,7 @@ class AuthUser:
         Returns the query and the column naming the default user's permission,
         for ``repository_levels`` (which also needs ``owner_id`` and ``private``).
         """
-        return AuthUser._default_rows(REPOS, query), Permission.permission_name
+        return AuthUser._default_rows(REPOS, query), _permissions.permission_name
 
     def repository_levels(
         self, rows: Iterable[tuple[int, str | None, int, bool]]
@@ -291,7 +293,7 @@ class AuthUser:
             for repo_id, default, owner_id, private in rows
         }
         if levels:
-            self._raise(levels, self.session.execute(self._grants(REPOS, None), self._params(None)))
+            self._raise(levels, self.db.execute(self._grants(REPOS, None), self._params(None)))
         return levels
 
     def repository_level(
@@ -360,17 +362,17 @@ def _grants_statement(prefix: str, some: bool) -> Any:
     """The user's (``:user_id``) own and active user groups' rows; on ``:ids`` when ``some``."""
     k = _kind(prefix)
     own = (
-        select(k.user_object_col, Permission.permission_name)
-        .join(Permission, Permission.permission_id == k.user_table.permission_id)
-        .where(k.user_table.user_id == bindparam("user_id"))
+        select(k.user_object_col, _permissions.permission_name)
+        .join(t.permissions, _permissions.permission_id == k.user_table.c.permission_id)
+        .where(k.user_table.c.user_id == bindparam("user_id"))
     )
-    holder = k.group_table.user_group_id if k is USER_GROUPS else k.group_table.users_group_id
+    holder = k.group_holder_col
     groups = (
-        select(k.group_object_col, Permission.permission_name)
-        .join(Permission, Permission.permission_id == k.group_table.permission_id)
-        .join(UserGroupMember, UserGroupMember.users_group_id == holder)
-        .join(UserGroup, UserGroup.users_group_id == holder)
-        .where(UserGroupMember.user_id == bindparam("user_id"), UserGroup.users_group_active)
+        select(k.group_object_col, _permissions.permission_name)
+        .join(t.permissions, _permissions.permission_id == k.group_table.c.permission_id)
+        .join(t.users_groups_members, _members.users_group_id == holder)
+        .join(t.users_groups, _user_groups.users_group_id == holder)
+        .where(_members.user_id == bindparam("user_id"), _user_groups.users_group_active)
     )
     if some:
         own = own.where(k.user_object_col.in_(bindparam("ids", expanding=True)))
@@ -383,14 +385,14 @@ def _levels_statement(prefix: str, some: bool, with_grants: bool) -> Any:
     """``AuthUser._levels``'s query: objects (``:ids`` when ``some``), then grants if asked."""
     k = _kind(prefix)
     repo = k is REPOS
-    owner = Repository.owner_id if repo else null()
-    private = Repository.private if repo else null()
+    owner = t.repositories.c.owner_id if repo else null()
+    private = t.repositories.c.private if repo else null()
     base = AuthUser._default_rows(
         k,
         select(
             k.object_id,
             k.object_name,
-            Permission.permission_name,
+            _permissions.permission_name,
             owner.label("owner_id"),
             private.label("private"),
             literal(False).label("grant"),
@@ -404,13 +406,14 @@ def _levels_statement(prefix: str, some: bool, with_grants: bool) -> Any:
     return base.union_all(select(grants.c[0], null(), grants.c[1], null(), null(), literal(True)))
 
 
-def default_level(session: Session, prefix: str) -> str:
+def default_level(db: Executor, prefix: str) -> str:
     """The level the anonymous user's global permissions give new objects of a kind."""
-    names = session.scalars(
-        select(Permission.permission_name)
-        .join(UserToPerm, UserToPerm.permission_id == Permission.permission_id)
-        .join(User, User.user_id == UserToPerm.user_id)
-        .where(User.username == DEFAULT_USER, Permission.permission_name.like(f"{prefix}.%"))
+    grants, users = t.user_to_perm.c, t.users.c
+    names = db.scalars(
+        select(_permissions.permission_name)
+        .join(t.user_to_perm, grants.permission_id == _permissions.permission_id)
+        .join(t.users, users.user_id == grants.user_id)
+        .where(users.username == DEFAULT_USER, _permissions.permission_name.like(f"{prefix}.%"))
     ).all()
     best = None
     for name in names:

@@ -2,7 +2,8 @@
 
 On AWS the URL names host, port and database only; the credentials come from
 Secrets Manager (fetched once per cold start) or, with IAM auth, from a fresh
-RDS auth token per new connection. boto3 is imported only on those paths.
+RDS auth token per new connection. boto3 is imported only on those paths, and
+``sqlalchemy.orm`` only when something first asks for a session (``Database``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Result, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from repohost.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def _secret_credentials(secret_arn: str) -> tuple[str, str]:
@@ -136,9 +139,15 @@ def get_engine() -> Engine:
     return make_engine(get_settings())
 
 
+#: How every session is configured: objects stay readable after the commit.
+_SESSION_OPTIONS: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
+
+
 @cache
 def _session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(bind=engine, **_SESSION_OPTIONS)
 
 
 @contextmanager
@@ -153,6 +162,74 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class Database:
+    """One API call's transaction: Core statements on its connection, and an ORM
+    session over the same connection once a method first asks for one.
+
+    Authentication and the read-only methods of a cold start (``get_user``) run
+    on Core alone, so the process need not load ``sqlalchemy.orm`` and map the
+    models (about a third of a cold start) before it answers. Once opened, the
+    session owns the transaction: its commit is the call's, so its
+    ``after_commit`` hooks (sending queued jobs) run when the rows are committed.
+    """
+
+    def __init__(self, connection: Connection, session: Session | None = None) -> None:
+        self.connection = connection
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            from sqlalchemy.orm import Session
+
+            self._session = Session(
+                bind=self.connection, join_transaction_mode="control_fully", **_SESSION_OPTIONS
+            )
+        return self._session
+
+    def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+        """Run a Core statement; through the session once there is one, so that the
+        objects it holds are flushed first and the statement sees them."""
+        if self._session is not None:
+            return self._session.execute(statement, parameters)
+        return self.connection.execute(statement, parameters)
+
+    def scalars(self, statement: Any, parameters: Any = None) -> Any:
+        return self.execute(statement, parameters).scalars()
+
+    def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self.execute(statement, parameters).scalar()
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+
+    def commit(self) -> None:
+        (self._session or self.connection).commit()
+
+    def rollback(self) -> None:
+        (self._session or self.connection).rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+@contextmanager
+def call_transaction(engine: Engine | None = None) -> Iterator[Database]:
+    """A ``Database`` whose work is committed on success and rolled back on any error."""
+    with (engine or get_engine()).connect() as connection:
+        database = Database(connection)
+        try:
+            yield database
+            database.commit()
+        except BaseException:
+            database.rollback()
+            raise
+        finally:
+            database.close()
 
 
 def reset() -> None:

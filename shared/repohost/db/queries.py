@@ -1,8 +1,7 @@
-"""Lookups shared by the methods, with Kallithea's identifier rules (facts §1.5).
+"""ORM lookups shared by the methods, with Kallithea's identifier rules (``records.identify``).
 
-An identifier that is an int, or a string of digits, is a primary key;
-anything else is a name. Callers get None for "no such object" and report it
-with the object's own not-found message.
+Callers get None for "no such object" and report it with the object's own
+not-found message.
 """
 
 from __future__ import annotations
@@ -13,30 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from repohost.db.models import Gist, Permission, RepoGroup, Repository, User, UserEmail, UserGroup
-
-_MAX_ID = 2**31 - 1  # the database's integer keys
-
-
-def as_id(ident: Any) -> int | None:
-    """The primary key an identifier stands for, or None if it is a name (or no key at all)."""
-    if isinstance(ident, bool):
-        return None
-    if isinstance(ident, str) and ident.isascii() and ident.isdigit() and len(ident) < 11:
-        ident = int(ident)
-    if isinstance(ident, int) and 0 <= ident <= _MAX_ID:
-        return ident
-    return None
+from repohost.db.records import identify
 
 
 def get_user(session: Session, ident: Any) -> User | None:
-    if ident is None:
-        return None
-    key = as_id(ident)
-    if key is not None:
-        return session.get(User, key)
-    if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
-        return None
-    return user_by_name(session, ident) if isinstance(ident, str) else None
+    return _by_id_or_name(session, User, User.username, ident)
 
 
 def user_by_name(session: Session, username: str) -> User | None:
@@ -50,25 +30,16 @@ def user_group_by_name(session: Session, name: str) -> UserGroup | None:
 
 
 def get_user_group(session: Session, ident: Any) -> UserGroup | None:
-    if ident is None:
-        return None
-    key = as_id(ident)
-    if key is not None:
-        return session.get(UserGroup, key)
-    if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
-        return None
-    return user_group_by_name(session, ident) if isinstance(ident, str) else None
+    return _by_id_or_name(session, UserGroup, UserGroup.users_group_name, ident)
 
 
 def _by_id_or_name(session: Session, entity: Any, name_column: Any, ident: Any) -> Any:
-    if ident is None:
+    key = identify(ident)
+    if key is None:
         return None
-    key = as_id(ident)
-    if key is not None:
+    if isinstance(key, int):
         return session.get(entity, key)
-    if not isinstance(ident, str) or ident.isdigit():
-        return None
-    return session.scalars(select(entity).where(name_column == ident)).one_or_none()
+    return session.scalars(select(entity).where(name_column == key)).one_or_none()
 
 
 def get_repo(session: Session, ident: Any) -> Repository | None:

@@ -5,22 +5,31 @@ No object here ever carries an API key, a password hash or IP data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from repohost.db.models import Gist, RepoGroup, Repository, User, UserGroup
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from repohost.db.models import Gist, RepoGroup, Repository, User, UserGroup
 
 
-def user_object(user: User) -> dict[str, Any]:
-    """Facts §2.1: the primary e-mail first, then the extra ones."""
+def user_object(user: User | Row[Any], extra_emails: Iterable[str] | None = None) -> dict[str, Any]:
+    """Facts §2.1: the primary e-mail first, then the extra ones.
+
+    ``user`` is a ``User``, or a ``users`` row with its ``extra_emails`` given.
+    """
+    if extra_emails is None:
+        extra_emails = (e.email for e in user.extra_emails)
     return {
         "user_id": user.user_id,
         "username": user.username,
         "firstname": user.firstname,
         "lastname": user.lastname,
         "email": user.email,
-        "emails": [user.email, *(e.email for e in user.extra_emails)],
+        "emails": [user.email, *extra_emails],
         "active": user.active,
         "admin": user.admin,
     }
@@ -92,6 +101,8 @@ def _changeset_cache(repo: Repository) -> dict[str, Any]:
 
 def _lock_holder(repo: Repository) -> tuple[dict[str, Any] | None, datetime | None]:
     from sqlalchemy.orm import object_session
+
+    from repohost.db.models import User
 
     user_id, _, since = (repo.locked or "").partition(":")
     session = object_session(repo)

@@ -11,7 +11,8 @@ from typing import Any
 from repohost.auth.keys import add_key
 from repohost.db.models import UserApiKey
 from repohost.methods._lifetime import expires_at
-from repohost.methods.users import NOT_SAME_USER, require_self_or_admin
+from repohost.methods.user_admin import require_self_or_admin
+from repohost.methods.users import NOT_SAME_USER
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method

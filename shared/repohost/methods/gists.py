@@ -12,7 +12,8 @@ from repohost.db import queries
 from repohost.db.models import Gist
 from repohost.methods._lifetime import expires_at
 from repohost.methods._objects import gist_object
-from repohost.methods.users import NOT_SAME_USER, require_self_or_admin
+from repohost.methods.user_admin import require_self_or_admin
+from repohost.methods.users import NOT_SAME_USER
 from repohost.rpc.context import CallContext
 from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
@@ -73,7 +74,7 @@ def create_gist(
 
     if owner is not None and not ctx.caller.is_admin:
         raise JSONRPCError("Only Kallithea admin can specify `owner` param")
-    owner_user = ctx.caller.user if owner is None else queries.get_user(ctx.session, owner)
+    owner_user = ctx.caller_user if owner is None else queries.get_user(ctx.session, owner)
     if owner_user is None:
         raise JSONRPCError(f"user `{owner}` does not exist")
     failed = JSONRPCError("failed to create gist")

@@ -22,6 +22,7 @@ from repohost import repos
 from repohost.auth.permissions import at_least, default_level
 from repohost.db import grants, queries
 from repohost.db.models import CacheInvalidation, RepoGroup, Repository, User
+from repohost.db.records import as_id
 from repohost.methods.users import NOT_SAME_USER
 from repohost.rpc.context import CallContext
 from repohost.rpc.encoding import dumps
@@ -255,9 +256,9 @@ def lock(
     if not ctx.caller.is_admin:
         if not at_least(ctx.caller.repo_permission(repo.repo_id), "write"):
             raise repos.not_found(repoid)
-        if userid is not None and queries.as_id(userid) != ctx.caller.user_id:
+        if userid is not None and as_id(userid) != ctx.caller.user_id:
             raise JSONRPCError(NOT_SAME_USER)
-    user = ctx.caller.user if userid is None else queries.get_user(ctx.session, userid)
+    user = ctx.caller_user if userid is None else queries.get_user(ctx.session, userid)
     if user is None:
         raise JSONRPCError(f"user `{userid}` does not exist")
     name = repo.repo_name
@@ -323,7 +324,7 @@ def get_locks(ctx: CallContext, userid: int | str | None = None) -> list[dict[st
     non-admin (private repositories included); repohost shows a non-admin
     only their own locks, on repositories they may still read.
     """
-    own = queries.as_id(userid) == ctx.caller.user_id
+    own = as_id(userid) == ctx.caller.user_id
     if not ctx.caller.is_admin and userid is not None and not own:
         raise JSONRPCError(NOT_SAME_USER)
     holder: User | None = None
@@ -332,7 +333,7 @@ def get_locks(ctx: CallContext, userid: int | str | None = None) -> list[dict[st
         if holder is None:
             raise JSONRPCError(f"user `{userid}` does not exist")
     elif not ctx.caller.is_admin:
-        holder = ctx.caller.user
+        holder = ctx.caller_user
     rows = ctx.session.scalars(
         select(Repository).where(Repository.locked.is_not(None)).order_by(Repository.repo_id)
     )

@@ -43,6 +43,7 @@ from repohost.db.models import (
     UserGroupRepoToPerm,
     UserRepoToPerm,
 )
+from repohost.db.records import as_id
 from repohost.methods._objects import mask_credentials, user_object
 from repohost.methods.user_groups import group_with
 from repohost.rpc.context import CallContext
@@ -169,7 +170,7 @@ def get_repo(
     Two queries besides the caller's: the repository, then everyone related
     to it (``_people``), which also gives the caller's level.
     """
-    key = queries.as_id(repoid)  # by id or by full name, as queries.get_repo
+    key = as_id(repoid)  # by id or by full name, as queries.get_repo
     if key is not None:
         raw, inputs = _raw_repos_from_rows(ctx, "id", key)
     elif isinstance(repoid, str) and not repoid.isdigit():

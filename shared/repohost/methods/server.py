@@ -25,7 +25,7 @@ def test(ctx: CallContext, args: Any) -> Any:
 @api_method(admin_only=True, aliases=("show_ip",), errors=("user `<userid>` does not exist",))
 def get_ip(ctx: CallContext, userid: int | str | None = None) -> dict[str, Any]:
     """The caller's address as the server sees it, and a user's IP whitelist."""
-    user = ctx.caller.user if userid is None else queries.get_user(ctx.session, userid)
+    user = ctx.caller_user if userid is None else queries.get_user(ctx.session, userid)
     if user is None:
         raise JSONRPCError(f"user `{userid}` does not exist")
     return {

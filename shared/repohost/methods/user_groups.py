@@ -34,7 +34,7 @@ def group_with(ctx: CallContext, usergroupid: int | str, level: str) -> UserGrou
 
 def _owner(ctx: CallContext, owner: int | str | None) -> User:
     if owner is None:
-        return ctx.caller.user
+        return ctx.caller_user
     user = queries.get_user(ctx.session, owner)
     if user is None:
         raise JSONRPCError(f"user `{owner}` does not exist")

@@ -1,4 +1,8 @@
-"""What a method receives besides its arguments: the caller, the session, the request.
+"""What a method receives besides its arguments: the caller, the database, the request.
+
+``ctx.db`` runs Core statements; ``ctx.session``, the ORM session over the same
+transaction, is opened (and ``sqlalchemy.orm`` imported) when a method first
+uses it.
 
 It also ties filesystem changes to the database transaction: a method that
 changes a repository directory registers how to undo it (``on_rollback``) or
@@ -18,13 +22,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from repohost.auth.permissions import AuthUser
 from repohost.config import Settings
-from repohost.db.models import JournalEntry, Repository
+from repohost.db.engine import Database
+from repohost.rpc.errors import JSONRPCError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from repohost.db.models import Repository, User
     from repohost.git.storage import RepoStore
 
 log = logging.getLogger("repohost.rpc")
@@ -34,7 +41,7 @@ Action = Callable[[], object]
 
 @dataclass
 class CallContext:
-    session: Session
+    db: Database
     caller: AuthUser
     #: The client address API Gateway saw.
     ip: str
@@ -46,8 +53,24 @@ class CallContext:
     _on_rollback: list[Action] = field(default_factory=list, repr=False)
     _held: ExitStack = field(default_factory=ExitStack, repr=False)
 
+    @property
+    def session(self) -> Session:
+        return self.db.session
+
+    @cached_property
+    def caller_user(self) -> User:
+        """The caller as an ORM object, for methods that link objects to them."""
+        from repohost.db.models import User
+
+        user = self.session.get(User, self.caller.user_id)
+        if user is None:  # deleted by another call since this one authenticated
+            raise JSONRPCError("Invalid API key")
+        return user
+
     def journal(self, action: str, repo: Repository | None = None) -> None:
         """Record that the caller did ``action`` (e.g. ``admin_created_user:bob``)."""
+        from repohost.db.models import JournalEntry
+
         user = self.caller.user
         self.session.add(
             JournalEntry(
@@ -86,8 +109,8 @@ class CallContext:
         """
         from repohost.git.locks import repo_write_lock
 
-        if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(select(func.pg_advisory_xact_lock(lock_number(key))))
+        if self.db.connection.dialect.name == "postgresql":
+            self.db.execute(select(func.pg_advisory_xact_lock(lock_number(key))))
         self._held.enter_context(repo_write_lock(self.store.root, key, timeout=60))
 
     def finish(self, committed: bool) -> None:

@@ -5,8 +5,9 @@ amendments, and knows nothing of any method: it finds them in the registry.
 Every call runs in one database transaction, committed only when the result
 has been encoded, so an error never leaves anything half-written.
 
-The database stack is imported with this module, during the Lambda INIT
-phase (which runs with a full CPU); method modules load on first use.
+SQLAlchemy Core and the schema are imported with this module, during the
+Lambda INIT phase (which runs with a full CPU); method modules, and the ORM
+with them when they need it, load on first use.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from repohost.auth import ipaccess
 from repohost.auth.keys import holder_of_key
 from repohost.auth.permissions import AuthUser
 from repohost.config import Settings, get_settings
-from repohost.db.engine import transaction
+from repohost.db.engine import call_transaction
 from repohost.rpc.context import CallContext
 from repohost.rpc.encoding import EncodedJSON, dumps
 from repohost.rpc.errors import ACCESS_DENIED, JSONRPCError
@@ -130,8 +131,8 @@ def _call(
     ctx: CallContext | None = None
     committed = False
     try:
-        with transaction() as session:
-            holder = holder_of_key(session, api_key)
+        with call_transaction() as db:
+            holder = holder_of_key(db, api_key)
             if holder is None:
                 raise JSONRPCError("Invalid API key")
             if not ipaccess.allows(holder.whitelist, request.source_ip):
@@ -145,11 +146,11 @@ def _call(
             if method is None:
                 raise JSONRPCError(f"No such method: {method_name}")
             kwargs = bind_arguments(method, args)
-            caller = AuthUser(session, user)
+            caller = AuthUser(db, user)
             if method.admin_only and not caller.is_admin:
                 raise JSONRPCError(ACCESS_DENIED)
             ctx = CallContext(
-                session=session,
+                db=db,
                 caller=caller,
                 ip=request.source_ip,
                 settings=settings,
@@ -157,7 +158,7 @@ def _call(
                 base_url=request.base_url,
             )
             result = method.func(ctx, **kwargs)
-            session.flush()
+            db.flush()
             try:
                 answer = _envelope(echo_id, result=result)
             except (TypeError, ValueError):

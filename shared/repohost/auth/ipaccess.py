@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from repohost.auth.keys import DEFAULT_USER, Executor, UserFacts
+from repohost.auth.keys import DEFAULT_USER
 from repohost.db import tables as t
+from repohost.db.records import Executor, UserFacts
 
 if TYPE_CHECKING:
     from repohost.db.models import UserIpMap

@@ -13,11 +13,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, bindparam, select
 
 from repohost.db import tables as t
+from repohost.db.records import USER_COLUMNS, Executor, UserRecord
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -26,27 +27,6 @@ if TYPE_CHECKING:
 
 KEY_LENGTH = 40
 _HEX = frozenset("0123456789abcdef")
-
-
-class Executor(Protocol):
-    """What runs a query: an ORM session, or a call's ``repohost.db.engine.Database``."""
-
-    def execute(self, statement: Any, parameters: Any = None, /) -> Any: ...
-
-    def scalars(self, statement: Any, parameters: Any = None, /) -> Any: ...
-
-
-class UserFacts(Protocol):
-    """A user's own columns: a ``users`` row, or a ``User`` object."""
-
-    @property
-    def user_id(self) -> int: ...
-    @property
-    def username(self) -> str: ...
-    @property
-    def active(self) -> bool: ...
-    @property
-    def admin(self) -> bool: ...
 
 
 def generate_key() -> str:
@@ -91,8 +71,7 @@ def add_key(
 class KeyHolder:
     """Whom a key belongs to, and the IP whitelist entries that apply to them."""
 
-    #: The ``users`` row (``users_columns``).
-    user: UserFacts
+    user: UserRecord
     #: The user's own active entries and the anonymous user's (``ipaccess.allows``).
     whitelist: tuple[str, ...]
 
@@ -110,19 +89,16 @@ def holder_of_key(db: Executor, key: object, now: float | None = None) -> KeyHol
     rows = db.execute(_holder_statement(), {"digest": digest}).all()
     if not rows:
         return None
-    user = rows[0]
-    if not hmac.compare_digest(user.key_hash, digest):
+    first = rows[0]
+    if not hmac.compare_digest(first.key_hash, digest):
         return None
     now = time.time() if now is None else now
-    if user.expires != -1 and user.expires < now:
+    if first.expires != -1 and first.expires < now:
         return None
+    user = UserRecord(*first[: len(USER_COLUMNS)])
     if not user.active or user.username == DEFAULT_USER:
         return None
     return KeyHolder(user, tuple(row.ip_addr for row in rows if row.ip_addr is not None))
-
-
-#: The user columns a ``KeyHolder`` carries: what ``user_object`` shows.
-USER_COLUMNS = ("user_id", "username", "firstname", "lastname", "email", "active", "admin")
 
 
 @cache
@@ -135,9 +111,7 @@ def _holder_statement() -> Select[Any]:
 
     keys, users, whitelist = t.user_api_keys.c, t.users.c, t.user_ip_map.c
     return (
-        select(
-            *(users[name] for name in USER_COLUMNS), keys.key_hash, keys.expires, whitelist.ip_addr
-        )
+        select(*USER_COLUMNS, keys.key_hash, keys.expires, whitelist.ip_addr)
         .join_from(t.user_api_keys, t.users, users.user_id == keys.user_id)
         .outerjoin(t.user_ip_map, applies_to(users.user_id))
         .where(keys.key_hash == bindparam("digest"))

@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, literal, null, select
 
-from repohost.auth.keys import DEFAULT_USER, Executor, UserFacts
+from repohost.auth.keys import DEFAULT_USER
 from repohost.db import tables as t
+from repohost.db.records import Executor, UserFacts
 
 LEVELS = ("none", "read", "write", "admin")
 _LEVEL_WEIGHT = {"none": 0, "read": 1, "write": 3, "admin": 4}

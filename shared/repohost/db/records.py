@@ -1,20 +1,64 @@
-"""Identifiers, and users read as plain rows with Core.
+"""Identifiers, and users read as plain records with Core.
 
 Kallithea's identifier rules (facts §1.5): an int, or a string of digits, is
-a primary key; anything else is a name. The user lookups here return ``users``
-rows rather than ORM objects: they serve authentication's neighbours on the
-cold path (``get_user``, ``get_users``), which then never load the ORM.
+a primary key; anything else is a name. The user lookups here return
+``UserRecord``s rather than ORM objects: they serve authentication and the
+reading methods of the cold path (``get_user``, ``get_users``), which then
+never load the ORM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
-from sqlalchemy import Row, select
+from sqlalchemy import Select, select
 
-from repohost.auth.keys import DEFAULT_USER, USER_COLUMNS, Executor
 from repohost.db import tables as t
+
+
+class Executor(Protocol):
+    """What runs a query: an ORM session, or a call's ``repohost.db.engine.Database``."""
+
+    def execute(self, statement: Any, parameters: Any = None, /) -> Any: ...
+
+    def scalars(self, statement: Any, parameters: Any = None, /) -> Any: ...
+
+
+class UserFacts(Protocol):
+    """A user's own columns, as a ``UserRecord`` or a ``User`` object has them."""
+
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def firstname(self) -> str: ...
+    @property
+    def lastname(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def admin(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A ``users`` row: the columns the API shows, never the password hash."""
+
+    user_id: int
+    username: str
+    firstname: str
+    lastname: str
+    email: str
+    active: bool
+    admin: bool
+
+
+USER_COLUMNS = tuple(t.users.c[f.name] for f in fields(UserRecord))
 
 _MAX_ID = 2**31 - 1  # the database's integer keys
 
@@ -44,26 +88,24 @@ def identify(ident: Any) -> int | str | None:
     return None
 
 
-def _users() -> Any:
-    users = t.users.c
-    return select(*(users[name] for name in USER_COLUMNS))
-
-
-def find_user(db: Executor, ident: Any) -> Row[Any] | None:
-    """The ``users`` row (``USER_COLUMNS``) of a user id or name, or None."""
+def find_user(db: Executor, ident: Any) -> UserRecord | None:
+    """The user a user id or name stands for, or None."""
     key = identify(ident)
     if key is None:
         return None
     users = t.users.c
     column = users.user_id if isinstance(key, int) else users.username
-    return db.execute(_users().where(column == key)).one_or_none()  # type: ignore[no-any-return]
+    row = db.execute(select(*USER_COLUMNS).where(column == key)).one_or_none()
+    return None if row is None else UserRecord(*row)
 
 
-def all_users(db: Executor) -> list[Row[Any]]:
-    """Every user but the anonymous one, by username."""
+def users_but(db: Executor, username: str) -> list[UserRecord]:
+    """Every user but ``username`` (the anonymous one), by username."""
     users = t.users.c
-    query = _users().where(users.username != DEFAULT_USER).order_by(users.username)
-    return list(db.execute(query))
+    query: Select[Any] = (
+        select(*USER_COLUMNS).where(users.username != username).order_by(users.username)
+    )
+    return [UserRecord(*row) for row in db.execute(query)]
 
 
 def extra_emails(db: Executor, user_ids: Iterable[int]) -> dict[int, list[str]]:

@@ -11,18 +11,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
-
     from repohost.db.models import Gist, RepoGroup, Repository, User, UserGroup
+    from repohost.db.records import UserRecord
 
 
-def user_object(user: User | Row[Any], extra_emails: Iterable[str] | None = None) -> dict[str, Any]:
+def user_object(
+    user: User | UserRecord, extra_emails: Iterable[str] | None = None
+) -> dict[str, Any]:
     """Facts §2.1: the primary e-mail first, then the extra ones.
 
-    ``user`` is a ``User``, or a ``users`` row with its ``extra_emails`` given.
+    ``user`` is a ``User``, or a ``UserRecord`` with its ``extra_emails`` given.
     """
-    if extra_emails is None:
-        extra_emails = (e.email for e in user.extra_emails)
+    if extra_emails is None:  # a User: its relationship
+        extra_emails = (e.email for e in user.extra_emails)  # type: ignore[union-attr]
     return {
         "user_id": user.user_id,
         "username": user.username,

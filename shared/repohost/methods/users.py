@@ -1,6 +1,6 @@
 """Users, read: ``get_user`` and ``get_users``.
 
-These run on Core rows (``repohost.db.records``), not ORM objects: ``get_user``
+These run on Core records (``repohost.db.records``), not ORM objects: ``get_user``
 is what a client's first call after a cold start most often is, and this way
 the API function answers it without loading the ORM. The methods that change
 users are in ``user_admin``.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from repohost.auth.keys import DEFAULT_USER
 from repohost.auth.permissions import AuthUser
 from repohost.db import records
 from repohost.db.records import as_id
@@ -48,6 +49,6 @@ def get_user(ctx: CallContext, userid: int | str | None = None) -> dict[str, Any
 @api_method(admin_only=True)
 def get_users(ctx: CallContext) -> list[dict[str, Any]]:
     """Every user but the anonymous ``default`` user, ordered by username."""
-    users = records.all_users(ctx.db)
+    users = records.users_but(ctx.db, DEFAULT_USER)
     emails = records.extra_emails(ctx.db, (u.user_id for u in users))
     return [user_object(u, emails.get(u.user_id, [])) for u in users]

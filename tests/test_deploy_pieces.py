@@ -148,6 +148,8 @@ def test_db_tls_is_required_when_set_and_plain_tcp_otherwise(migrated: str) -> N
     from repohost.config import Settings
     from repohost.db.engine import make_engine
 
+    if not migrated.startswith("postgresql"):
+        pytest.skip("TLS to the database is PostgreSQL's (REPOHOST_TEST_DB=sqlite)")
     plain = make_engine(Settings(database_url=migrated))
     try:
         with plain.connect() as connection:

@@ -1,5 +1,5 @@
-"""What the Lambda entry points do while they load (``repohost.coldstart``), and the
-database driver's memoized placeholder rewrite (``repohost.db.engine``)."""
+"""How the Lambda entry points load (``repohost.coldstart``) and what they load,
+and the database driver's memoized placeholder rewrite (``repohost.db.engine``)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,37 @@ def test_get_user_after_a_cold_start_never_loads_the_orm(db: str) -> None:
         "groups = call('get_user_groups')\n"
         "print(groups, 'sqlalchemy.orm' in sys.modules)\n"
     )
-    out = subprocess.run(
+    out = _run_fresh(probe)
+    assert out.splitlines() == ["admin False", "[] True"]
+
+
+@pytest.mark.parametrize(
+    ("function", "event"),
+    [
+        ("files", "files_get_raw"),
+        ("changesets", "changesets_get_diff"),
+        ("archive", "archive_get_tar_gz"),
+        ("feeds", "feeds_get_atom"),
+    ],
+)
+def test_the_view_functions_never_load_the_orm(db: str, function: str, event: str) -> None:
+    """The key, the caller and the repository lookup of every GET view run on Core."""
+    probe = (
+        "import json, sys\n"
+        f"sys.path.insert(0, 'functions/{function}')\n"
+        "from app import handler\n"
+        f"event = json.load(open('events/{event}.json'))\n"
+        "event['rawQueryString'] = 'api_key=' + sys.argv[1]\n"
+        "answer = handler(event, None)\n"
+        "print(answer['statusCode'], 'sqlalchemy.orm' in sys.modules)\n"
+    )
+    out = _run_fresh(probe)
+    assert out.split() == ["404", "False"]  # (the sample events' repository does not exist)
+
+
+def _run_fresh(probe: str) -> str:
+    """What ``probe`` prints in a new interpreter given the admin key (the test database)."""
+    return subprocess.run(
         [sys.executable, "-c", probe, ADMIN_KEY],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "shared")},
@@ -101,4 +131,3 @@ def test_get_user_after_a_cold_start_never_loads_the_orm(db: str) -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.splitlines() == ["admin False", "[] True"]

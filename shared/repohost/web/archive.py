@@ -34,8 +34,9 @@ import functools
 from dataclasses import dataclass
 
 from dulwich.repo import Repo
+from sqlalchemy import insert
 
-from repohost.db.models import JournalEntry
+from repohost.db import tables as t
 from repohost.git.archive import write_archive
 from repohost.git.errors import EmptyRepository, RevisionNotFound, StorageError
 from repohost.git.read import open_repo, resolve_revision
@@ -120,8 +121,8 @@ def _archive(
     key = f"v{ARCHIVE_VERSION}/{repo.repo_id}/{commit}/{top}{archive_type.stored_ext}"
     build = functools.partial(write_archive, git, commit, archive_type.kind, top)
     if request.method == "GET":
-        request.session.add(
-            JournalEntry(
+        request.db.execute(
+            insert(t.user_logs).values(
                 user_id=request.caller.user_id,
                 username=request.caller.user.username,
                 repository_id=repo.repo_id,

@@ -12,6 +12,9 @@ The flow of one request (facts §5.1–§5.2, DECISIONS.md "Web views"):
    the repository exists. No key means the anonymous ``default`` user.
 4. A repository the caller may not read answers exactly like a missing one
    (404), so private names stay private.
+
+All of it runs on SQLAlchemy Core (``repohost.db.tables``), like the API
+function's authentication: a view function's cold start never loads the ORM.
 """
 
 from __future__ import annotations
@@ -19,17 +22,19 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from repohost.auth import ipaccess
 from repohost.auth.keys import DEFAULT_USER, holder_of_key
 from repohost.auth.permissions import AuthUser, at_least
 from repohost.config import Settings, get_settings
-from repohost.db.engine import transaction
-from repohost.db.models import Repository, User
+from repohost.db import records
+from repohost.db import tables as t
+from repohost.db.engine import Database, call_transaction
+from repohost.db.records import UserRecord
 from repohost.http.events import Event, bearer_key, header, request_id, response, source_ip
 
 log = logging.getLogger("repohost.web")
@@ -52,14 +57,27 @@ def text(status: int, message: str) -> Response:
 NOT_FOUND = text(404, NOT_FOUND_TEXT)
 
 
+@dataclass(frozen=True, slots=True)
+class ViewedRepository:
+    """The columns of a ``repositories`` row that the views use."""
+
+    repo_id: int
+    repo_name: str
+    enable_downloads: bool
+    created_on: datetime
+
+
+_VIEWED_COLUMNS = tuple(t.repositories.c[f.name] for f in fields(ViewedRepository))
+
+
 @dataclass
 class ViewRequest:
     """A request for a repository the caller may read."""
 
-    session: Session
+    db: Database
     settings: Settings
     caller: AuthUser
-    repo: Repository
+    repo: ViewedRepository
     #: What follows the view keyword, percent-decoded (e.g. ``["tip", "src", "a.py"]``).
     rest: list[str]
     query: dict[str, str]
@@ -97,13 +115,15 @@ def _candidates(segments: list[str], keywords: set[str]) -> list[tuple[str, str,
     ]
 
 
-def _find_repo(session: Session, name: str) -> Repository | None:
+def _find_repo(db: Database, name: str) -> ViewedRepository | None:
+    repos = t.repositories.c
     first, _, remainder = name.partition("/")
-    if first.startswith("_") and first[1:].isascii() and first[1:].isdigit():
-        by_id = session.get(Repository, int(first[1:])) if len(first) < 12 else None
+    if first.startswith("_") and first[1:].isascii() and first[1:].isdigit() and len(first) < 12:
+        by_id = db.scalar(select(repos.repo_name).where(repos.repo_id == int(first[1:])))
         if by_id is not None:
-            name = by_id.repo_name + ("/" + remainder if remainder else "")
-    return session.scalars(select(Repository).where(Repository.repo_name == name)).one_or_none()
+            name = by_id + ("/" + remainder if remainder else "")
+    row = db.execute(select(*_VIEWED_COLUMNS).where(repos.repo_name == name)).one_or_none()
+    return None if row is None else ViewedRepository(*row)
 
 
 def _query(event: Event) -> dict[str, str]:
@@ -111,20 +131,21 @@ def _query(event: Event) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
 
 
-def _caller(session: Session, key: str | None, ip: str) -> AuthUser | Response:
+def _caller(db: Database, key: str | None, ip: str) -> AuthUser | Response:
+    user: UserRecord | None
     if key is not None:
-        holder = holder_of_key(session, key)
+        holder = holder_of_key(db, key)
         if holder is None:
             return text(403, "Invalid API key")
         user, whitelist = holder.user, holder.whitelist
     else:
-        user = session.scalars(select(User).where(User.username == DEFAULT_USER)).one()
-        if not user.active:
+        user = records.find_user(db, DEFAULT_USER)
+        if user is None or not user.active:
             return text(403, "Anonymous access is disabled: give an API key")
-        whitelist = ipaccess.whitelist(session, user)
+        whitelist = ipaccess.whitelist(db, user)
     if not ipaccess.allows(whitelist, ip):
         return text(403, f"IP {ip} not allowed")
-    return AuthUser(session, user)
+    return AuthUser(db, user)
 
 
 def serve(event: Event, views: list[View]) -> Event:
@@ -154,7 +175,7 @@ def _answer(event: Event, views: list[View], method: str, rid: str) -> Response:
     key = bearer_key(event) or query.get("api_key")
     given_key = bearer_key(event) is not None or "api_key" in query
     raw_segments = event.get("rawPath", "").strip("/").split("/")
-    with transaction() as session:
+    with call_transaction() as db:
         caller: AuthUser | Response | None = None
         for repo_name, keyword, rest in _candidates(segments, set(by_keyword)):
             view = by_keyword[keyword]
@@ -166,16 +187,16 @@ def _answer(event: Event, views: list[View], method: str, rid: str) -> Response:
                 # Settled before any repository is looked up, so that a refusal (bad
                 # key, refused address, anonymous access off) reads the same whether
                 # the repository exists or not.
-                caller = _caller(session, key if given_key else None, source_ip(event))
+                caller = _caller(db, key if given_key else None, source_ip(event))
             if isinstance(caller, Response):
                 return caller
-            repo = _find_repo(session, repo_name)
+            repo = _find_repo(db, repo_name)
             if repo is None:
                 continue
             if not at_least(caller.repo_permission(repo.repo_id), "read"):
                 return NOT_FOUND
             request = ViewRequest(
-                session=session,
+                db=db,
                 settings=settings,
                 caller=caller,
                 repo=repo,

@@ -5,7 +5,8 @@ answers its first ``get_user`` against PostgreSQL.
 
 ``get_user`` runs on SQLAlchemy Core alone; a second series answers
 ``get_user_groups`` first instead, a method that loads the ORM and maps the
-models on the way (what any first call that changes something pays).
+models on the way (what any first call that changes something pays). Last,
+the import of each GET view function's handler.
 
 Each run is a new process, as a Lambda cold start is; the figures are the
 process's own clock from before the handler import to the first answer, so
@@ -41,6 +42,15 @@ assert '"error": null' in response["body"], response["body"]
 print(json.dumps({"import_ms": (t1 - t0) * 1000, "total_ms": (t2 - t0) * 1000}))
 """
 
+VIEW_PROBE = r"""
+import sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, "functions/" + sys.argv[1])
+from app import handler
+print((time.perf_counter() - t0) * 1000)
+"""
+VIEW_FUNCTIONS = ("files", "changesets", "archive", "feeds")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,22 +70,27 @@ def main() -> None:
         }
         imports: list[float] = []
         totals: dict[str, list[float]] = {"get_user": [], "get_user_groups": []}
+        views: dict[str, list[float]] = {name: [] for name in VIEW_FUNCTIONS}
+
+        def last_line(*argv: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-c", *argv], cwd=ROOT, env=env, capture_output=True, text=True
+            )
+            done.check_returncode()
+            return done.stdout.strip().splitlines()[-1]
+
         for _ in range(args.runs):
             for method, samples in totals.items():
-                out = subprocess.run(
-                    [sys.executable, "-c", PROBE, ADMIN_KEY, method],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                sample = json.loads(out.strip().splitlines()[-1])
+                sample = json.loads(last_line(PROBE, ADMIN_KEY, method))
                 imports.append(sample["import_ms"])
                 samples.append(sample["total_ms"])
+            for name, samples in views.items():
+                samples.append(float(last_line(VIEW_PROBE, name)))
     print(f"handler import:                           {describe(imports)}")
     print(f"import + first get_user (PG):             {describe(totals['get_user'])}")
     print(f"import + first get_user_groups (PG, ORM): {describe(totals['get_user_groups'])}")
+    for name, samples in views.items():
+        print(f"{name + ' view function, handler import:':42}{describe(samples)}")
 
 
 if __name__ == "__main__":

@@ -128,12 +128,7 @@ def check_create_rights(ctx: CallContext, full_name: str, owner: int | str | Non
         raise JSONRPCError("no permission to create top level repo")
     if owner is not None and not ctx.caller.is_admin:
         raise JSONRPCError("Only Kallithea admin can specify `owner` param")
-    if owner is None:
-        return ctx.caller_user
-    owner_user = queries.get_user(ctx.session, owner)
-    if owner_user is None:
-        raise JSONRPCError(f"user `{owner}` does not exist")
-    return owner_user
+    return ctx.named_user(owner)
 
 
 def group_of(ctx: CallContext, full_name: str) -> RepoGroup | None:

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from repohost.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm import Session
 
 
 def _secret_credentials(secret_arn: str) -> tuple[str, str]:
@@ -139,34 +139,16 @@ def get_engine() -> Engine:
     return make_engine(get_settings())
 
 
-#: How every session is configured: objects stay readable after the commit.
-_SESSION_OPTIONS: dict[str, Any] = {"expire_on_commit": False, "autoflush": True}
-
-
-@cache
-def _session_factory(engine: Engine) -> sessionmaker[Session]:
-    from sqlalchemy.orm import sessionmaker
-
-    return sessionmaker(bind=engine, **_SESSION_OPTIONS)
-
-
 @contextmanager
 def transaction(engine: Engine | None = None) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
-    session = _session_factory(engine or get_engine())()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    with call_transaction(engine) as database:
+        yield database.session
 
 
 class Database:
-    """One API call's transaction: Core statements on its connection, and an ORM
-    session over the same connection once a method first asks for one.
+    """One transaction: Core statements on its connection, and an ORM session over
+    the same connection once something first asks for one.
 
     Authentication and the read-only methods of a cold start (``get_user``) run
     on Core alone, so the process need not load ``sqlalchemy.orm`` and map the
@@ -184,10 +166,18 @@ class Database:
         if self._session is None:
             from sqlalchemy.orm import Session
 
+            # Objects stay readable after the commit (the dispatcher encodes them later).
             self._session = Session(
-                bind=self.connection, join_transaction_mode="control_fully", **_SESSION_OPTIONS
+                bind=self.connection,
+                join_transaction_mode="control_fully",
+                expire_on_commit=False,
+                autoflush=True,
             )
         return self._session
+
+    @property
+    def on_postgresql(self) -> bool:
+        return self.connection.dialect.name == "postgresql"
 
     def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
         """Run a Core statement; through the session once there is one, so that the
@@ -237,5 +227,4 @@ def reset() -> None:
     if get_engine.cache_info().currsize:
         get_engine().dispose()
     get_engine.cache_clear()
-    _session_factory.cache_clear()
     get_settings.cache_clear()

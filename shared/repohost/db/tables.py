@@ -50,6 +50,10 @@ def _user_group_fk() -> ForeignKey:
     return ForeignKey("users_groups.users_group_id", ondelete="CASCADE")
 
 
+def _repository_fk(ondelete: str = "CASCADE") -> ForeignKey:
+    return ForeignKey("repositories.repo_id", ondelete=ondelete)
+
+
 def _permission_fk() -> ForeignKey:
     return ForeignKey("permissions.permission_id")
 
@@ -190,12 +194,7 @@ user_followings = Table(
     metadata,
     Column("user_following_id", Integer, primary_key=True),
     Column("user_id", _user_fk(), nullable=False),
-    Column(
-        "follows_repository_id",
-        ForeignKey("repositories.repo_id", ondelete="CASCADE"),
-        nullable=True,
-        index=True,
-    ),
+    Column("follows_repository_id", _repository_fk(), nullable=True, index=True),
     Column("follows_user_id", _user_fk(), nullable=True),
     Column("follows_from", DateTime, default=now, nullable=False),
     UniqueConstraint("user_id", "follows_repository_id"),
@@ -294,12 +293,7 @@ jobs = Table(
     metadata,
     Column("job_id", String(64), primary_key=True),
     Column("kind", String(32), nullable=False),
-    Column(
-        "repository_id",
-        ForeignKey("repositories.repo_id", ondelete="CASCADE"),
-        nullable=True,
-        index=True,
-    ),
+    Column("repository_id", _repository_fk(), nullable=True, index=True),
     # ``queued``, ``running``, ``done`` or ``failed``.
     Column("state", String(16), default="queued", nullable=False),
     # What the job needs besides the repository (e.g. a clone URI), as JSON.
@@ -315,12 +309,7 @@ webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
     Column("delivery_id", String(255), primary_key=True),
-    Column(
-        "repository_id",
-        ForeignKey("repositories.repo_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    Column("repository_id", _repository_fk(), nullable=False, index=True),
     Column("received_on", DateTime, default=now, nullable=False),
 )
 
@@ -341,12 +330,7 @@ user_logs = Table(
     Column("user_log_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("user_id", _user_fk("SET NULL"), nullable=True, index=True),
     Column("username", String(255), nullable=False),
-    Column(
-        "repository_id",
-        ForeignKey("repositories.repo_id", ondelete="SET NULL"),
-        nullable=True,
-        index=True,
-    ),
+    Column("repository_id", _repository_fk("SET NULL"), nullable=True, index=True),
     Column("repository_name", String(255), default="", nullable=False),
     Column("user_ip", String(255), default="", nullable=False),
     Column("action", Text, nullable=False),

@@ -74,9 +74,7 @@ def create_gist(
 
     if owner is not None and not ctx.caller.is_admin:
         raise JSONRPCError("Only Kallithea admin can specify `owner` param")
-    owner_user = ctx.caller_user if owner is None else queries.get_user(ctx.session, owner)
-    if owner_user is None:
-        raise JSONRPCError(f"user `{owner}` does not exist")
+    owner_user = ctx.named_user(owner)
     failed = JSONRPCError("failed to create gist")
     contents = {
         name: spec.get("content") if isinstance(spec, dict) else None

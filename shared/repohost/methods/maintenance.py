@@ -258,9 +258,7 @@ def lock(
             raise repos.not_found(repoid)
         if userid is not None and as_id(userid) != ctx.caller.user_id:
             raise JSONRPCError(NOT_SAME_USER)
-    user = ctx.caller_user if userid is None else queries.get_user(ctx.session, userid)
-    if user is None:
-        raise JSONRPCError(f"user `{userid}` does not exist")
+    user = ctx.named_user(userid)
     name = repo.repo_name
     if locked is None:
         return _lock_state(ctx, repo)
@@ -328,12 +326,8 @@ def get_locks(ctx: CallContext, userid: int | str | None = None) -> list[dict[st
     if not ctx.caller.is_admin and userid is not None and not own:
         raise JSONRPCError(NOT_SAME_USER)
     holder: User | None = None
-    if userid is not None:
-        holder = queries.get_user(ctx.session, userid)
-        if holder is None:
-            raise JSONRPCError(f"user `{userid}` does not exist")
-    elif not ctx.caller.is_admin:
-        holder = ctx.caller_user
+    if userid is not None or not ctx.caller.is_admin:
+        holder = ctx.named_user(userid)
     rows = ctx.session.scalars(
         select(Repository).where(Repository.locked.is_not(None)).order_by(Repository.repo_id)
     )

@@ -98,7 +98,7 @@ def _try_advisory_lock(ctx: CallContext, repo_id: int) -> bool:
     """PostgreSQL: the repository's advisory lock if free now (held until the call ends)."""
     from repohost.rpc.context import lock_number
 
-    if ctx.session.get_bind().dialect.name != "postgresql":
+    if not ctx.db.on_postgresql:
         return True
     return bool(ctx.session.scalar(select(func.pg_try_advisory_xact_lock(lock_number(repo_id)))))
 

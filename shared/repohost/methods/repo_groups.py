@@ -138,9 +138,7 @@ def create_repo_group(
     parent_group = None
     if parent is not None:
         parent_group = _group(ctx, parent)
-    owner_user = ctx.caller_user if owner is None else queries.get_user(ctx.session, owner)
-    if owner_user is None:
-        raise JSONRPCError(f"user `{owner}` does not exist")
+    owner_user = ctx.named_user(owner)
     full_name = f"{parent_group.group_name}/{group_name}" if parent_group else group_name
     exists = JSONRPCError(f"repo group `{group_name}` already exist")
     if _name_taken(ctx, full_name):

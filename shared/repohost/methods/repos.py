@@ -487,7 +487,7 @@ def get_repos(ctx: CallContext) -> list[dict[str, Any]]:
     One query for admins, two for other users (the second reads their own
     and their user groups' permission rows); one more if any repository is locked.
     """
-    if ctx.session.get_bind().dialect.name == "postgresql":
+    if ctx.db.on_postgresql:
         # The answer's JSON text, which the dispatcher places as it is (see EncodedJSON).
         return typing.cast(list[dict[str, Any]], _encoded_repos(ctx))
     return _repos_from_rows(ctx)

@@ -10,9 +10,7 @@ from typing import Any
 
 from repohost import __version__
 from repohost.auth.ipaccess import describe
-from repohost.db import queries
 from repohost.rpc.context import CallContext
-from repohost.rpc.errors import JSONRPCError
 from repohost.rpc.registry import api_method
 
 
@@ -25,9 +23,7 @@ def test(ctx: CallContext, args: Any) -> Any:
 @api_method(admin_only=True, aliases=("show_ip",), errors=("user `<userid>` does not exist",))
 def get_ip(ctx: CallContext, userid: int | str | None = None) -> dict[str, Any]:
     """The caller's address as the server sees it, and a user's IP whitelist."""
-    user = ctx.caller_user if userid is None else queries.get_user(ctx.session, userid)
-    if user is None:
-        raise JSONRPCError(f"user `{userid}` does not exist")
+    user = ctx.named_user(userid)
     return {
         "server_ip_addr": ctx.ip,
         "user_ips": [describe(entry) for entry in user.ip_addresses],

@@ -34,12 +34,7 @@ def _fields_fit(*values: str | None) -> bool:
 def require_self_or_admin(ctx: CallContext, userid: int | str | None) -> User:
     """The user ``userid`` names (default: the caller), if the caller may act for them."""
     check_self_or_admin(ctx, userid)
-    if userid is None:
-        return ctx.caller_user
-    user = queries.get_user(ctx.session, userid)
-    if user is None:
-        raise JSONRPCError(f"user `{userid}` does not exist")
-    return user
+    return ctx.named_user(userid)
 
 
 @api_method(

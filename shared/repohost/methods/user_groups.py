@@ -32,15 +32,6 @@ def group_with(ctx: CallContext, usergroupid: int | str, level: str) -> UserGrou
     return group
 
 
-def _owner(ctx: CallContext, owner: int | str | None) -> User:
-    if owner is None:
-        return ctx.caller_user
-    user = queries.get_user(ctx.session, owner)
-    if user is None:
-        raise JSONRPCError(f"user `{owner}` does not exist")
-    return user
-
-
 def _grant_on_group(ctx: CallContext, group: UserGroup, user: User, permission: str) -> None:
     """Give ``user`` a level on the group, replacing the row they had (one row per user).
 
@@ -100,7 +91,7 @@ def create_user_group(
         raise JSONRPCError(ACCESS_DENIED)
     if queries.user_group_by_name(ctx.session, group_name) is not None:
         raise JSONRPCError(f"user group `{group_name}` already exist")
-    owner_user = _owner(ctx, owner)
+    owner_user = ctx.named_user(owner)
     if not valid_user_group_name(group_name):
         raise JSONRPCError(f"failed to create group `{group_name}`")
     group = UserGroup(
@@ -138,7 +129,7 @@ def update_user_group(
     """Change the given fields of a user group; omitted fields keep their values."""
     group = group_with(ctx, usergroupid, "admin")
     if owner is not None:
-        group.owner = _owner(ctx, owner)
+        group.owner = ctx.named_user(owner)
     if group_name is not None and group_name != group.users_group_name:
         if not valid_user_group_name(group_name) or queries.user_group_by_name(
             ctx.session, group_name

@@ -67,6 +67,18 @@ class CallContext:
             raise JSONRPCError("Invalid API key")
         return user
 
+    def named_user(self, ident: int | str | None) -> User:
+        """The user ``ident`` (an id or a name) names, the caller when None; or the
+        API's ``user `<ident>` does not exist``."""
+        if ident is None:
+            return self.caller_user
+        from repohost.db import queries
+
+        user = queries.get_user(self.session, ident)
+        if user is None:
+            raise JSONRPCError(f"user `{ident}` does not exist")
+        return user
+
     def journal(self, action: str, repo: Repository | None = None) -> None:
         """Record that the caller did ``action`` (e.g. ``admin_created_user:bob``)."""
         from repohost.db.models import JournalEntry
@@ -109,7 +121,7 @@ class CallContext:
         """
         from repohost.git.locks import repo_write_lock
 
-        if self.db.connection.dialect.name == "postgresql":
+        if self.db.on_postgresql:
             self.db.execute(select(func.pg_advisory_xact_lock(lock_number(key))))
         self._held.enter_context(repo_write_lock(self.store.root, key, timeout=60))
 
